@@ -1,0 +1,1 @@
+"""The Krowoc domain: settings, models, persistence, services and adapters. Framework-free."""

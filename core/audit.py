@@ -1,0 +1,200 @@
+"""The append-only audit log and the wrapper every admin action runs in."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, select
+
+from core.db import Database
+from core.models import Actor, AuditOutcome, AuditRecord, InvalidInput
+from core.rbac import Permission, PermissionDenied, require
+from core.tables import AuditLogRow
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str:
+    """Returns the request id of the current context, making one when there is none."""
+    rid = request_id_var.get()
+    if rid is None:
+        rid = uuid.uuid4().hex
+        request_id_var.set(rid)
+    return rid
+
+
+class EventPublisher(Protocol):
+    def publish(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+class NoEvents:
+    """Publishes nowhere; for the CLI tools and unit tests that need no other instance told."""
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> None:
+        return None
+
+
+def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else json.loads(json.dumps(value, default=str))
+
+
+@dataclass
+class AuditedAction:
+    """What the body of an admin action fills in: the state before and after, on the open transaction."""
+
+    conn: Connection
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    target_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditLog:
+    """Writes and reads audit records on the primary database."""
+
+    def __init__(self, db: Database, events: EventPublisher | None = None) -> None:
+        self.db = db
+        self.events: EventPublisher = events or NoEvents()
+
+    def record(
+        self,
+        *,
+        actor: Actor,
+        action: str,
+        target_type: str,
+        target_id: str,
+        outcome: AuditOutcome,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+        conn: Connection | None = None,
+    ) -> int:
+        """Appends one audit record, in ``conn``'s transaction when given; returns its id."""
+        stmt = (
+            insert(AuditLogRow)
+            .values(
+                actor=actor.id,
+                actor_role=actor.role.value,
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                before=_jsonable(before),
+                after=_jsonable(after),
+                reason=reason,
+                request_id=current_request_id(),
+                source=actor.source.value,
+                outcome=outcome.value,
+                detail=detail[:2000] if detail else None,
+            )
+            .returning(AuditLogRow.id)
+        )
+        if conn is not None:
+            return int(conn.execute(stmt).scalar_one())
+        with self.db.write() as own:
+            return int(own.execute(stmt).scalar_one())
+
+    @contextmanager
+    def action(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        permission: Permission,
+        target_type: str,
+        target_id: str,
+        reason: str | None = None,
+        reason_required: bool = True,
+    ) -> Iterator[AuditedAction]:
+        """Runs an admin action: checks the permission, opens a transaction, records the outcome.
+
+        A denied, invalid or failed attempt is recorded in its own transaction and the error is
+        raised again; a successful one is recorded in the action's transaction, so the change and
+        its audit row commit together.
+        """
+        common: dict[str, Any] = {"actor": actor, "action": action, "target_type": target_type}
+        try:
+            require(actor, permission)
+        except PermissionDenied as exc:
+            self.record(**common, target_id=target_id, outcome=AuditOutcome.DENIED, reason=reason, detail=str(exc))
+            raise
+        cleaned = (reason or "").strip()
+        if reason_required and not cleaned:
+            self.record(**common, target_id=target_id, outcome=AuditOutcome.INVALID, detail="no reason given")
+            raise InvalidInput("Give a reason for this change; it goes into the audit log.")
+        if len(cleaned) > 1000:
+            self.record(**common, target_id=target_id, outcome=AuditOutcome.INVALID, detail="reason too long")
+            raise InvalidInput("The reason may be at most 1,000 characters.")
+        state: AuditedAction | None = None
+        try:
+            with self.db.write() as conn:
+                state = AuditedAction(conn=conn)
+                yield state
+                self.record(
+                    **common,
+                    target_id=state.target_id or target_id,
+                    outcome=AuditOutcome.SUCCESS,
+                    before=state.before,
+                    after=state.after,
+                    reason=cleaned or None,
+                    conn=conn,
+                )
+        except InvalidInput as exc:
+            self.record(**common, target_id=target_id, outcome=AuditOutcome.INVALID, reason=cleaned, detail=str(exc))
+            raise
+        except Exception as exc:
+            self.record(
+                **common,
+                target_id=target_id,
+                outcome=AuditOutcome.FAILED,
+                before=state.before if state else None,
+                reason=cleaned or None,
+                detail=f"{exc.__class__.__name__}: {exc}",
+            )
+            raise
+        self.events.publish(
+            action,
+            {"actor": actor.id, "target_type": target_type, "target_id": state.target_id or target_id},
+        )
+
+    def latest(self, *, limit: int = 1) -> list[AuditRecord]:
+        """Returns the newest audit records, newest first."""
+        with self.db.write() as conn:
+            rows = conn.execute(select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit)).all()
+        return [AuditRecord.model_validate(row, from_attributes=True) for row in rows]
+
+    def search(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[AuditRecord]:
+        """Returns audit records matching every given filter, newest first."""
+        stmt = select(AuditLogRow).order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc()).limit(min(limit, 1000))
+        if actor:
+            stmt = stmt.where(AuditLogRow.actor == actor)
+        if action:
+            stmt = stmt.where(AuditLogRow.action == action)
+        if target_type:
+            stmt = stmt.where(AuditLogRow.target_type == target_type)
+        if target_id:
+            stmt = stmt.where(AuditLogRow.target_id == target_id)
+        if since:
+            stmt = stmt.where(AuditLogRow.at >= since)
+        if until:
+            stmt = stmt.where(AuditLogRow.at < until)
+        with self.db.read() as conn:
+            rows = conn.execute(stmt).all()
+        return [AuditRecord.model_validate(row, from_attributes=True) for row in rows]

@@ -1,0 +1,72 @@
+"""Settings: the one place that reads the environment (prefix ``KROWOC_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything configurable about Krowoc Admin.
+
+    With no database or Redis URL set, the embedded default (a PostgreSQL and a Valkey started by
+    ``krowoc-admin stack up`` under ``state_dir``) is used.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KROWOC_", env_file=None, extra="ignore")
+
+    database_url: str | None = Field(default=None, description="Primary PostgreSQL (writes, audit).")
+    database_replica_url: str | None = Field(default=None, description="Read replica; reads fall back.")
+    redis_url: str | None = None
+    redis_key_prefix: str = "krowoc:"
+    unleash_url: str | None = None
+    unleash_admin_token: SecretStr | None = None
+    unleash_client_token: SecretStr | None = None
+    prometheus_url: str | None = None
+
+    state_dir: Path = PROJECT_ROOT / ".krowoc"
+    embedded_postgres_port: int = 54329
+    embedded_redis_port: int = 63799
+
+    statement_timeout_ms: int = Field(default=5000, ge=100, description="Dashboard read timeout.")
+    pool_size: int = Field(default=5, ge=1)
+    replica_retry_seconds: float = Field(default=30.0, ge=0)
+
+    dev_login: bool | None = Field(
+        default=None,
+        description="Offer the dev login (pick a role). Defaults to on for the embedded default only.",
+    )
+    oidc_configured: bool = Field(
+        default=False, description="An [auth] section for st.login exists in .streamlit/secrets.toml."
+    )
+    admin_emails: str = Field(default="", description="Comma-separated emails mapped to the admin role.")
+
+    # Test and benchmark knobs (read here so nothing else touches os.environ).
+    test_database_url: str | None = None
+    test_redis_url: str | None = None
+    require_all_tools: bool = Field(
+        default=False, description="In CI: a test that would skip for a missing tool fails instead."
+    )
+    chromium_path: Path = Path("/usr/bin/chromium")
+    ci: bool = Field(default=False, validation_alias="CI")
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the embedded default stack provides PostgreSQL and Redis."""
+        return self.database_url is None
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        """Whether the dev login is offered."""
+        return self.embedded if self.dev_login is None else self.dev_login
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Returns the process-wide settings, read once from the environment."""
+    return Settings()
