@@ -22,12 +22,13 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 
 
 def current_request_id() -> str:
-    """Returns the request id of the current context, making one when there is none."""
+    """Returns the request id set for the current context, or a fresh one when none is set.
+
+    A fresh id is not stored in the context: a long-lived context (a Streamlit session's script
+    thread, a test process) would otherwise give every later action the same request id.
+    """
     rid = request_id_var.get()
-    if rid is None:
-        rid = uuid.uuid4().hex
-        request_id_var.set(rid)
-    return rid
+    return rid if rid is not None else uuid.uuid4().hex
 
 
 class EventPublisher(Protocol):

@@ -23,14 +23,21 @@ class Classification:
     retryable: bool
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ProviderError(Exception):
     """An error answered by an LLM provider: HTTP status, provider code and message."""
 
+    # Not frozen: Python sets ``__traceback__`` on an exception as it travels (contextlib does so
+    # in ``@contextmanager`` exits), which a frozen dataclass refuses. ``eq=False`` keeps the
+    # identity hash every exception needs.
     provider: str
     status: int | None
     code: str | None = None
     message: str = ""
+
+    def __post_init__(self) -> None:
+        # Fills ``args`` so the error pickles (and copies) like any other exception.
+        super().__init__(self.provider, self.status, self.code, self.message)
 
     def __str__(self) -> str:
         return f"{self.provider} {self.status or '-'} {self.code or ''}: {self.message}".strip()

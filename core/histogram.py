@@ -22,9 +22,13 @@ _LOG_GROWTH = math.log(GROWTH)
 
 
 def bucket_sql(column: str) -> str:
-    """Returns the SQL expression that maps a millisecond column to its bucket index."""
+    """Returns the SQL expression that maps a millisecond column to its bucket index (NULL stays NULL).
+
+    The explicit NULL branch matters: ``least()`` ignores NULL arguments, so without it a NULL
+    latency would land in ``MAX_BUCKET``.
+    """
     return (
-        f"(CASE WHEN {column} < 1 THEN 0 ELSE "
+        f"(CASE WHEN {column} IS NULL THEN NULL WHEN {column} < 1 THEN 0 ELSE "
         f"least({MAX_BUCKET}, floor(ln({column}::float8) / {_LOG_GROWTH!r})::int + 1) END)"
     )
 

@@ -52,6 +52,13 @@ def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _port_taken_message(port: int, setting: str) -> str:
+    return (
+        f"Port {port} on 127.0.0.1 is taken by a server this stack did not start. "
+        f"Stop it, or set {setting} to a free port."
+    )
+
+
 def _wait_for_port(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,7 +155,15 @@ class EmbeddedStack:
             pid = int(self.valkey_pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if psutil.pid_exists(pid) and self._is_ours(pid, "valkey") else None
+        # Valkey's command line names no folder of ours, so its working folder (``--dir``) tells
+        # our server from any other valkey that happens to hold a pid from a stale pid file.
+        if not (psutil.pid_exists(pid) and self._is_ours(pid, "valkey")):
+            return None
+        try:
+            cwd = Path(psutil.Process(pid).cwd()).resolve()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+            return None
+        return pid if cwd == self.valkey_dir.resolve() else None
 
     @staticmethod
     def _is_ours(pid: int, marker: str) -> bool:
@@ -180,6 +195,11 @@ class EmbeddedStack:
                 "KROWOC_DATABASE_URL / KROWOC_REDIS_URL are set: real servers are configured, "
                 "so nothing embedded is started."
             )
+        # Every port is checked before anything starts, so a taken port leaves nothing half-started.
+        if self._pg_pid() is None and _port_taken(self.pg_port):
+            raise StackError(_port_taken_message(self.pg_port, "KROWOC_EMBEDDED_POSTGRES_PORT"))
+        if self._valkey_pid() is None and _port_taken(self.redis_port):
+            raise StackError(_port_taken_message(self.redis_port, "KROWOC_EMBEDDED_REDIS_PORT"))
         self.root.mkdir(parents=True, exist_ok=True)
         self._up_postgres()
         self._up_valkey()
@@ -205,10 +225,7 @@ class EmbeddedStack:
         if self._pg_pid() is not None:
             return
         if _port_taken(self.pg_port):
-            raise StackError(
-                f"Port {self.pg_port} on 127.0.0.1 is taken by a server this stack did not start. "
-                "Stop it, or set KROWOC_EMBEDDED_POSTGRES_PORT to a free port."
-            )
+            raise StackError(_port_taken_message(self.pg_port, "KROWOC_EMBEDDED_POSTGRES_PORT"))
         self.pg_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
         for folder in (self.pg_data, self.pg_socket_dir):
@@ -264,10 +281,7 @@ class EmbeddedStack:
         if self._valkey_pid() is not None:
             return
         if _port_taken(self.redis_port):
-            raise StackError(
-                f"Port {self.redis_port} on 127.0.0.1 is taken by a server this stack did not start. "
-                "Stop it, or set KROWOC_EMBEDDED_REDIS_PORT to a free port."
-            )
+            raise StackError(_port_taken_message(self.redis_port, "KROWOC_EMBEDDED_REDIS_PORT"))
         self.valkey_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             str(_valkey_bin()),

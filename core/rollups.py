@@ -1,0 +1,255 @@
+"""Builds the minute and hour rollups of prompt executions (counts, sums, latency histograms).
+
+Dashboards read these tables, never the raw executions. ``rebuild`` recomputes a time range
+from scratch in one transaction: the minute rollup from the raw table in a single scan (one
+``GROUPING SETS`` pass yields the per-group sums and both histograms), the hour rollup from the
+minute rollup by adding histograms.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.db import normalize_url
+from core.histogram import bucket_of, bucket_sql
+
+KEYS = "bucket_start, provider, model, status, error_category"
+ROLLUP_COLUMNS = (
+    f"{KEYS}, executions, latency_count, latency_sum_ms, latency_max_ms, ttfb_count, ttfb_sum_ms, "
+    "input_tokens, output_tokens, cost_usd, score_count, score_sum, "
+    "latency_buckets, latency_counts, ttfb_buckets, ttfb_counts"
+)
+
+MINUTE_FROM_RAW = f"""
+WITH grouped AS (
+    SELECT {KEYS}, lb, tb,
+           GROUPING(lb) AS by_ttfb, GROUPING(tb) AS by_latency,
+           count(*) AS n, count(latency_ms) AS latency_count,
+           coalesce(sum(latency_ms), 0) AS latency_sum_ms, max(latency_ms) AS latency_max_ms,
+           count(ttfb_ms) AS ttfb_count, coalesce(sum(ttfb_ms), 0) AS ttfb_sum_ms,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cost_usd) AS cost_usd, count(score) AS score_count, coalesce(sum(score), 0) AS score_sum
+    FROM (
+        SELECT date_trunc('minute', created_at) AS bucket_start, provider, model, status,
+               coalesce(error_category, '') AS error_category,
+               latency_ms, ttfb_ms, input_tokens, output_tokens, cost_usd, score,
+               {bucket_sql("latency_ms")} AS lb, {bucket_sql("ttfb_ms")} AS tb
+        FROM prompt_executions
+        WHERE created_at >= %(start)s AND created_at < %(end)s
+    ) AS raw
+    GROUP BY GROUPING SETS (({KEYS}, lb), ({KEYS}, tb))
+)
+SELECT {KEYS},
+       sum(n) FILTER (WHERE by_latency = 1),
+       sum(latency_count) FILTER (WHERE by_latency = 1),
+       sum(latency_sum_ms) FILTER (WHERE by_latency = 1),
+       max(latency_max_ms) FILTER (WHERE by_latency = 1),
+       sum(ttfb_count) FILTER (WHERE by_latency = 1),
+       sum(ttfb_sum_ms) FILTER (WHERE by_latency = 1),
+       sum(input_tokens) FILTER (WHERE by_latency = 1),
+       sum(output_tokens) FILTER (WHERE by_latency = 1),
+       sum(cost_usd) FILTER (WHERE by_latency = 1),
+       sum(score_count) FILTER (WHERE by_latency = 1),
+       sum(score_sum) FILTER (WHERE by_latency = 1),
+       coalesce(array_agg(lb ORDER BY lb) FILTER (WHERE by_latency = 1 AND lb IS NOT NULL), '{{}}'),
+       coalesce(array_agg(n ORDER BY lb) FILTER (WHERE by_latency = 1 AND lb IS NOT NULL), '{{}}'),
+       coalesce(array_agg(tb ORDER BY tb) FILTER (WHERE by_ttfb = 1 AND tb IS NOT NULL), '{{}}'),
+       coalesce(array_agg(n ORDER BY tb) FILTER (WHERE by_ttfb = 1 AND tb IS NOT NULL), '{{}}')
+FROM grouped
+GROUP BY {KEYS}
+"""
+
+_HOUR_KEYS = "date_trunc('hour', bucket_start) AS bucket_start, provider, model, status, error_category"
+
+HOUR_FROM_MINUTE = f"""
+WITH minute AS (
+    SELECT * FROM execution_rollup_minute
+    WHERE bucket_start >= %(start)s AND bucket_start < %(end)s
+),
+sums AS (
+    SELECT {_HOUR_KEYS},
+           sum(executions) AS executions, sum(latency_count) AS latency_count,
+           sum(latency_sum_ms) AS latency_sum_ms, max(latency_max_ms) AS latency_max_ms,
+           sum(ttfb_count) AS ttfb_count, sum(ttfb_sum_ms) AS ttfb_sum_ms,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(cost_usd) AS cost_usd, sum(score_count) AS score_count, sum(score_sum) AS score_sum
+    FROM minute GROUP BY 1, 2, 3, 4, 5
+),
+latency AS (
+    SELECT {KEYS}, array_agg(b ORDER BY b) AS buckets, array_agg(n ORDER BY b) AS counts
+    FROM (
+        SELECT {_HOUR_KEYS}, h.b, sum(h.n)::int AS n
+        FROM minute, unnest(latency_buckets, latency_counts) AS h(b, n)
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ) AS merged
+    GROUP BY {KEYS}
+),
+ttfb AS (
+    SELECT {KEYS}, array_agg(b ORDER BY b) AS buckets, array_agg(n ORDER BY b) AS counts
+    FROM (
+        SELECT {_HOUR_KEYS}, h.b, sum(h.n)::int AS n
+        FROM minute, unnest(ttfb_buckets, ttfb_counts) AS h(b, n)
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ) AS merged
+    GROUP BY {KEYS}
+)
+SELECT sums.bucket_start, sums.provider, sums.model, sums.status, sums.error_category,
+       sums.executions, sums.latency_count, sums.latency_sum_ms, sums.latency_max_ms,
+       sums.ttfb_count, sums.ttfb_sum_ms, sums.input_tokens, sums.output_tokens, sums.cost_usd,
+       sums.score_count, sums.score_sum,
+       coalesce(latency.buckets, '{{}}'), coalesce(latency.counts, '{{}}'),
+       coalesce(ttfb.buckets, '{{}}'), coalesce(ttfb.counts, '{{}}')
+FROM sums
+LEFT JOIN latency USING ({KEYS})
+LEFT JOIN ttfb USING ({KEYS})
+"""
+
+FAR_PAST = datetime(1970, 1, 1).astimezone()
+FAR_FUTURE = datetime(9999, 1, 1).astimezone()
+
+
+def _plain(url: str) -> str:
+    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+
+
+def rebuild_in(conn: psycopg.Connection, start: datetime | None = None, end: datetime | None = None) -> int:
+    """Recomputes both rollups for [start, end) (whole hours) inside the caller's transaction."""
+    lo = (start or FAR_PAST).replace(minute=0, second=0, microsecond=0)
+    hi = end or FAR_FUTURE
+    if hi.minute or hi.second or hi.microsecond:
+        hi = hi.replace(minute=0, second=0, microsecond=0) + (datetime(2000, 1, 1, 1) - datetime(2000, 1, 1))
+    params = {"start": lo, "end": hi}
+    conn.execute("SET LOCAL work_mem = '256MB'")
+    if start is None and end is None:
+        conn.execute("TRUNCATE execution_rollup_minute, execution_rollup_hour")
+    else:
+        for table in ("execution_rollup_minute", "execution_rollup_hour"):
+            conn.execute(f"DELETE FROM {table} WHERE bucket_start >= %(start)s AND bucket_start < %(end)s", params)
+    cur = conn.execute(f"INSERT INTO execution_rollup_minute ({ROLLUP_COLUMNS}) {MINUTE_FROM_RAW}", params)
+    minute_rows = cur.rowcount
+    conn.execute(f"INSERT INTO execution_rollup_hour ({ROLLUP_COLUMNS}) {HOUR_FROM_MINUTE}", params)
+    set_watermark(conn)
+    return minute_rows
+
+
+def set_watermark(conn: psycopg.Connection) -> None:
+    """Records that the rollups include every execution up to the newest one."""
+    conn.execute(
+        """
+        INSERT INTO rollup_watermarks (name, watermark, last_execution_id, updated_at)
+        SELECT 'executions', coalesce(max(created_at), now()), coalesce(max(id), 0), now()
+        FROM prompt_executions
+        ON CONFLICT (name) DO UPDATE
+        SET watermark = EXCLUDED.watermark, last_execution_id = EXCLUDED.last_execution_id,
+            updated_at = EXCLUDED.updated_at
+        """
+    )
+
+
+def rebuild(url: str, start: datetime | None = None, end: datetime | None = None) -> int:
+    """Recomputes both rollups for a range (everything when no range is given); returns minute rows."""
+    with psycopg.connect(_plain(url)) as conn, conn.transaction():
+        rows = rebuild_in(conn, start, end)
+        conn.execute("ANALYZE execution_rollup_minute")
+        return rows
+
+
+# -- the same aggregation over an in-memory batch (used by the seed's bulk load) -----------------
+
+_UNITS = {"minute": "datetime64[m]", "hour": "datetime64[h]"}
+
+
+def _histogram_strings(
+    group: npt.NDArray[np.int64], values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_], groups: int
+) -> tuple[pa.Array, pa.Array]:
+    """Builds the sparse histogram of each group as PostgreSQL array literals (buckets, counts)."""
+    g = group[present]
+    b = bucket_of(values[present]).astype(np.int64)
+    pairs, counts = np.unique(g * 1024 + b, return_counts=True)
+    pair_group = pairs // 1024
+    offsets = np.searchsorted(pair_group, np.arange(groups + 1)).astype(np.int32)
+
+    def literal(items: npt.NDArray[np.int64]) -> pa.Array:
+        listed = pa.ListArray.from_arrays(pa.array(offsets), pa.array(items).cast(pa.string()))
+        return pc.binary_join_element_wise("{", pc.binary_join(listed, ","), "}", "")
+
+    return literal(pairs % 1024), literal(counts.astype(np.int64))
+
+
+def rollup_batch(batch: pa.Table, unit: str) -> pa.Table:
+    """Aggregates a batch of executions exactly as the SQL rollup does, at ``unit`` grain.
+
+    Every bucket of ``unit`` must lie wholly inside the batch. Money and scores are summed as
+    integers (micro-dollars, thousandths) so the result equals PostgreSQL's numeric sums.
+    """
+    created = batch.column("created_at").cast(pa.timestamp("us")).to_numpy()
+    bucket = created.astype(_UNITS[unit]).astype("datetime64[us]")
+    category = batch.column("error_category").fill_null("")
+    frame = pd.DataFrame({
+        "bucket": bucket,
+        "provider": batch.column("provider").to_numpy(zero_copy_only=False),
+        "model": batch.column("model").to_numpy(zero_copy_only=False),
+        "status": batch.column("status").to_numpy(zero_copy_only=False),
+        "category": category.to_numpy(zero_copy_only=False),
+    })
+    keys = ["bucket", "provider", "model", "status", "category"]
+    grouper = frame.groupby(keys, sort=True)
+    group = grouper.ngroup().to_numpy(dtype=np.int64)
+    firsts = grouper.head(1).index.to_numpy()
+    order = np.argsort(group[firsts], kind="stable")
+    firsts = firsts[order]
+    groups = firsts.size
+
+    def column(name: str) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        arr = batch.column(name)
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        values = arr.fill_null(0).cast(pa.float64()).to_numpy()
+        return values, valid
+
+    def total(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.bincount(group, weights=values, minlength=groups).round().astype(np.int64)
+
+    latency, has_latency = column("latency_ms")
+    ttfb, has_ttfb = column("ttfb_ms")
+    cost, _ = column("cost_usd")
+    score, has_score = column("score")
+    tokens_in, _ = column("input_tokens")
+    tokens_out, _ = column("output_tokens")
+    latency_max = np.full(groups, -1, dtype=np.int64)
+    np.maximum.at(latency_max, group[has_latency], latency[has_latency].astype(np.int64))
+    lat_buckets, lat_counts = _histogram_strings(group, latency, has_latency, groups)
+    ttfb_buckets, ttfb_counts = _histogram_strings(group, ttfb, has_ttfb, groups)
+    cost_micro = total(np.round(cost * 1e6))
+    score_milli = total(np.where(has_score, np.round(score * 1e3), 0))
+    ts = pa.timestamp("us")
+    return pa.table({
+        "bucket_start": pc.binary_join_element_wise(
+            pa.array(frame["bucket"].to_numpy()[firsts], type=ts).cast(pa.string()), "+00", ""
+        ),
+        "provider": pa.array(frame["provider"].to_numpy()[firsts]),
+        "model": pa.array(frame["model"].to_numpy()[firsts]),
+        "status": pa.array(frame["status"].to_numpy()[firsts]),
+        "error_category": pa.array(frame["category"].to_numpy()[firsts]),
+        "executions": np.bincount(group, minlength=groups),
+        "latency_count": np.bincount(group, weights=has_latency, minlength=groups).astype(np.int64),
+        "latency_sum_ms": total(np.where(has_latency, latency, 0)),
+        "latency_max_ms": pa.array(latency_max, mask=latency_max < 0),
+        "ttfb_count": np.bincount(group, weights=has_ttfb, minlength=groups).astype(np.int64),
+        "ttfb_sum_ms": total(np.where(has_ttfb, ttfb, 0)),
+        "input_tokens": total(tokens_in),
+        "output_tokens": total(tokens_out),
+        "cost_usd": pc.divide(pa.array(cost_micro).cast(pa.float64()), 1e6),
+        "score_count": np.bincount(group, weights=has_score, minlength=groups).astype(np.int64),
+        "score_sum": pc.divide(pa.array(score_milli).cast(pa.float64()), 1e3),
+        "latency_buckets": lat_buckets,
+        "latency_counts": lat_counts,
+        "ttfb_buckets": ttfb_buckets,
+        "ttfb_counts": ttfb_counts,
+    })
