@@ -58,7 +58,7 @@ class AuditedAction:
 
 
 class AuditLog:
-    """Writes and reads audit records on the primary database."""
+    """Writes audit records on the primary; searches read on the replica when there is one."""
 
     def __init__(self, db: Database, events: EventPublisher | None = None) -> None:
         self.db = db

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     )
     chromium_path: Path = Path("/usr/bin/chromium")
     ci: bool = Field(default=False, validation_alias="CI")
+
+    @field_validator("database_url", "database_replica_url", "redis_url", "unleash_url", "prometheus_url",
+                     "test_database_url", "test_redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def embedded(self) -> bool:

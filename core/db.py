@@ -128,8 +128,13 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """Opens an ORM session on the primary in one transaction."""
-        with self.sessions.begin() as session:
-            yield session
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            if exc.connection_invalidated or "connect" in str(exc).lower():
+                raise DatabaseUnavailable("PostgreSQL is unreachable; check the database server.") from exc
+            raise
 
     def dispose(self) -> None:
         """Closes every pooled connection."""

@@ -32,8 +32,8 @@ BEGIN
         IF to_regclass(name) IS NULL THEN
             EXECUTE format(
                 'CREATE TABLE %I PARTITION OF prompt_executions FOR VALUES FROM (%L) TO (%L)',
-                name, month_start::timestamptz AT TIME ZONE 'UTC',
-                (month_start + interval '1 month')::timestamptz AT TIME ZONE 'UTC');
+                name, month_start::timestamp AT TIME ZONE 'UTC',
+                (month_start + interval '1 month')::timestamp AT TIME ZONE 'UTC');
             created := created + 1;
         END IF;
         month_start := (month_start + interval '1 month')::date;

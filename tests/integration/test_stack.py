@@ -1,0 +1,239 @@
+"""The embedded default: a private PostgreSQL and Valkey under their own folder and free ports.
+
+These tests never use the run's shared servers: each stack here has its own state folder under
+the test's temporary directory and its own ports, and is stopped in the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+import redis
+
+from core.config import Settings
+from core.stack import EmbeddedStack, StackError, StackUrls, _port_taken, _valkey_bin, _wait_for_port
+
+
+def free_ports(count: int) -> list[int]:
+    """Returns distinct ports that nothing listens on right now."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def stack_settings(state_dir: Path, pg_port: int, redis_port: int) -> Settings:
+    # URLs set to None explicitly: a run against real servers may have KROWOC_*_URL in the environment.
+    return Settings(
+        state_dir=state_dir,
+        embedded_postgres_port=pg_port,
+        embedded_redis_port=redis_port,
+        database_url=None,
+        redis_url=None,
+    )
+
+
+def stop(stack: EmbeddedStack) -> None:
+    """Stops what the stack started; if that fails, ends its own processes by their pids."""
+    try:
+        stack.down()
+    finally:
+        for component in stack.status():
+            if component.pid is not None:
+                psutil.Process(component.pid).kill()
+
+
+def pids(stack: EmbeddedStack) -> dict[str, int | None]:
+    return {c.name: c.pid for c in stack.status()}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    """One private stack for the module (PostgreSQL's initdb is the slow part), stopped at the end."""
+    pg_port, redis_port = free_ports(2)
+    built = EmbeddedStack(stack_settings(tmp_path_factory.mktemp("stack"), pg_port, redis_port))
+    try:
+        yield built
+    finally:
+        stop(built)
+
+
+@pytest.fixture()
+def running(stack: EmbeddedStack) -> tuple[EmbeddedStack, StackUrls]:
+    """The module's stack, started if a previous test stopped it."""
+    return stack, stack.up()
+
+
+@pytest.fixture()
+def decoy_valkey(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A Valkey the stack did not start, on another port; stopped after the test."""
+    (port,) = free_ports(1)
+    folder = tmp_path / "decoy"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [
+            str(_valkey_bin()),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _wait_for_port(port, 15), "the decoy valkey did not start"
+        yield proc, port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_up_starts_postgres_and_valkey_and_reports_their_urls(
+    running: tuple[EmbeddedStack, StackUrls],
+) -> None:
+    stack, urls = running
+    assert urls == StackUrls(
+        database_url=f"postgresql://postgres@127.0.0.1:{stack.pg_port}/krowoc",
+        redis_url=f"redis://127.0.0.1:{stack.redis_port}/0",
+    )
+    assert json.loads(stack.state_file.read_text()) == {
+        "database_url": urls.database_url,
+        "redis_url": urls.redis_url,
+    }
+    with psycopg.connect(urls.database_url) as conn:
+        row = conn.execute(
+            "SELECT current_database(), current_setting('port'), current_setting('listen_addresses')"
+        )
+        assert row.fetchone() == ("krowoc", str(stack.pg_port), "127.0.0.1")
+    client = redis.Redis.from_url(urls.redis_url)
+    try:
+        assert client.ping()
+        assert client.config_get("port") == {"port": str(stack.redis_port)}
+        assert client.config_get("bind")["bind"] == "127.0.0.1"
+        # The data folder is this stack's own.
+        assert client.config_get("dir")["dir"] == str(stack.valkey_dir.resolve())
+    finally:
+        client.close()
+
+
+def test_a_second_up_is_a_no_op(running: tuple[EmbeddedStack, StackUrls]) -> None:
+    stack, urls = running
+    before = pids(stack)
+    assert all(before.values())
+    assert stack.up() == urls
+    assert pids(stack) == before
+
+
+def test_status_reports_both_servers_running(running: tuple[EmbeddedStack, StackUrls]) -> None:
+    stack, urls = running
+    postgres, valkey = stack.status()
+    assert (postgres.name, postgres.running, postgres.url) == ("postgres", True, urls.database_url)
+    assert (valkey.name, valkey.running, valkey.url) == ("valkey", True, urls.redis_url)
+    assert postgres.pid is not None and valkey.pid is not None
+    assert str(stack.pg_data) in " ".join(psutil.Process(postgres.pid).cmdline())
+    assert "valkey" in psutil.Process(valkey.pid).name()
+    assert stack.is_up()
+
+
+def test_down_stops_only_its_own_servers(
+    running: tuple[EmbeddedStack, StackUrls], decoy_valkey: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    stack, _ = running
+    decoy, decoy_port = decoy_valkey
+    started = pids(stack)
+    assert stack.down() == ["postgres", "valkey"]
+    for pid in started.values():
+        assert pid is not None and not psutil.pid_exists(pid)
+    assert not _port_taken(stack.pg_port)
+    assert not _port_taken(stack.redis_port)
+    assert not stack.state_file.exists()
+    assert [c.running for c in stack.status()] == [False, False]
+    assert decoy.poll() is None
+    assert redis.Redis(port=decoy_port).ping()
+    # A second down has nothing left to stop.
+    assert stack.down() == []
+
+
+def test_a_stale_pid_file_never_makes_another_server_ours(
+    stack: EmbeddedStack, decoy_valkey: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    """After a crash the pid files stay behind; their pid may now belong to a server we did not start."""
+    decoy, decoy_port = decoy_valkey
+    stop(stack)
+    pg_pidfile = stack.pg_data / "postmaster.pid"
+    try:
+        stack.valkey_pidfile.write_text(f"{decoy.pid}\n")
+        pg_pidfile.write_text(f"{decoy.pid}\n{stack.pg_data}\n")
+        assert [c.running for c in stack.status()] == [False, False]
+        assert stack.down() == []
+        assert decoy.poll() is None
+        assert redis.Redis(port=decoy_port).ping()
+    finally:
+        stack.valkey_pidfile.unlink(missing_ok=True)
+        pg_pidfile.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("taken", ["postgres", "valkey"])
+def test_a_taken_port_is_refused_and_nothing_starts(tmp_path: Path, taken: str) -> None:
+    pg_port, redis_port = free_ports(2)
+    busy = pg_port if taken == "postgres" else redis_port
+    setting = "KROWOC_EMBEDDED_POSTGRES_PORT" if taken == "postgres" else "KROWOC_EMBEDDED_REDIS_PORT"
+    stack = EmbeddedStack(stack_settings(tmp_path / "state", pg_port, redis_port))
+    with closing(socket.socket()) as listener:
+        listener.bind(("127.0.0.1", busy))
+        listener.listen()
+        try:
+            with pytest.raises(StackError) as caught:
+                stack.up()
+            message = str(caught.value)
+            assert f"Port {busy} on 127.0.0.1 is taken" in message
+            assert setting in message
+            assert [c.running for c in stack.status()] == [False, False]
+            free = redis_port if taken == "postgres" else pg_port
+            assert not _port_taken(free)
+            assert not (stack.pg_data / "PG_VERSION").exists()
+            assert not stack.valkey_pidfile.exists()
+        finally:
+            stop(stack)
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [
+        {"database_url": "postgresql://postgres@127.0.0.1:5432/krowoc"},
+        {"redis_url": "redis://127.0.0.1:6379/0"},
+    ],
+)
+def test_up_refuses_when_real_servers_are_configured(tmp_path: Path, configured: dict[str, str]) -> None:
+    state_dir = tmp_path / "state"
+    options: dict[str, object] = {"database_url": None, "redis_url": None, **configured}
+    stack = EmbeddedStack(Settings(state_dir=state_dir, **options))  # type: ignore[arg-type]
+    with pytest.raises(StackError, match="KROWOC_DATABASE_URL / KROWOC_REDIS_URL are set"):
+        stack.up()
+    assert not state_dir.exists()
+
+
+def test_up_refuses_when_the_database_url_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KROWOC_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/krowoc")
+    state_dir = tmp_path / "state"
+    with pytest.raises(StackError, match="nothing embedded is started"):
+        EmbeddedStack(Settings(state_dir=state_dir)).up()
+    assert not state_dir.exists()
