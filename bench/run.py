@@ -126,18 +126,26 @@ def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_
                 grain = grain_for(window).value
                 for name, query in _rollup_queries().items():
                     query(conn, window)  # warm the cache, as a dashboard in use would have
-                    fast = _timed(lambda q=query: q(conn, window), repeat)  # type: ignore[misc]
+                    fast = _timed(lambda q=query, w=window: q(conn, w), repeat)  # type: ignore[misc]
                     raw_sql = text(RAW_QUERIES[name])
                     params = {"grain": grain, "start": window.start, "end": window.end}
                     conn.execute(raw_sql, params).all()
-                    slow = _timed(lambda s=raw_sql: conn.execute(s, params).all(), raw_repeat)  # type: ignore[misc]
+                    slow = _timed(lambda s=raw_sql, p=params: conn.execute(s, p).all(), raw_repeat)  # type: ignore[misc]
                     p95 = _p95(fast)
                     speedup = statistics.median(slow) / max(statistics.median(fast), 1e-6)
-                    section.add(Figure(f"{name} [{label}] p95 (median {statistics.median(fast):.1f} ms)",
-                                       p95, "ms", "goal <= 50 ms", p95 <= 50))
+                    section.add(
+                        Figure(
+                            f"{name} [{label}] p95 (median {statistics.median(fast):.1f} ms)",
+                            p95,
+                            "ms",
+                            "goal <= 50 ms",
+                            p95 <= 50,
+                        )
+                    )
                     section.add(Figure(f"{name} [{label}] raw table median", statistics.median(slow), "ms"))
-                    section.add(Figure(f"{name} [{label}] speed-up over raw", speedup, "x", "goal >= 30x",
-                                       speedup >= 30))
+                    section.add(
+                        Figure(f"{name} [{label}] speed-up over raw", speedup, "x", "goal >= 30x", speedup >= 30)
+                    )
                 conn.rollback()
     finally:
         engine.dispose()
@@ -149,8 +157,14 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
 
     from core.config import get_settings
 
-    os.environ.update({"KROWOC_DATABASE_URL": url, "KROWOC_REDIS_URL": redis_url, "KROWOC_DEV_LOGIN": "true",
-                       "KROWOC_REDIS_KEY_PREFIX": "krowoc-bench:"})
+    os.environ.update(
+        {
+            "KROWOC_DATABASE_URL": url,
+            "KROWOC_REDIS_URL": redis_url,
+            "KROWOC_DEV_LOGIN": "true",
+            "KROWOC_REDIS_KEY_PREFIX": "krowoc-bench:",
+        }
+    )
     get_settings.cache_clear()
     app = str(PROJECT_ROOT / "dashboard" / "app.py")
     samples = []
@@ -165,8 +179,15 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
         if i:  # the first run imports Streamlit and the page modules
             samples.append(elapsed)
     p95 = _p95(samples)
-    section.add(Figure(f"overview render (AppTest) p95 (median {statistics.median(samples):.0f} ms)",
-                       p95, "ms", "goal <= 500 ms", p95 <= 500))
+    section.add(
+        Figure(
+            f"overview render (AppTest) p95 (median {statistics.median(samples):.0f} ms)",
+            p95,
+            "ms",
+            "goal <= 500 ms",
+            p95 <= 500,
+        )
+    )
 
 
 def _bench_actor() -> Any:
@@ -179,25 +200,60 @@ def measure_memory(url: str, redis_url: str, section: Section) -> None:
     """Opens every page in a real browser and reads the Streamlit process's resident memory."""
     chromium = Settings().chromium_path
     if not chromium.exists():
-        section.add(Figure("streamlit RSS after opening every page", None, "MB", "goal < 500 MB", None,
-                           f"not measured: {chromium} missing (apt-get install chromium)"))
+        section.add(
+            Figure(
+                "streamlit RSS after opening every page",
+                None,
+                "MB",
+                "goal < 500 MB",
+                None,
+                f"not measured: {chromium} missing (apt-get install chromium)",
+            )
+        )
         return
     from playwright.sync_api import sync_playwright
 
-    env = dict(os.environ, KROWOC_DATABASE_URL=url, KROWOC_REDIS_URL=redis_url, KROWOC_DEV_LOGIN="true",
-               KROWOC_REDIS_KEY_PREFIX="krowoc-bench:")
+    env = dict(
+        os.environ,
+        KROWOC_DATABASE_URL=url,
+        KROWOC_REDIS_URL=redis_url,
+        KROWOC_DEV_LOGIN="true",
+        KROWOC_REDIS_KEY_PREFIX="krowoc-bench:",
+    )
     port = 8599
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(chromium), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"])
+            browser = pw.chromium.launch(
+                executable_path=str(chromium),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
             page = browser.new_page()
             page.goto(base, timeout=60_000)
             page.get_by_role("button", name=re.compile("sign in", re.I)).click(timeout=60_000)
@@ -211,8 +267,7 @@ def measure_memory(url: str, redis_url: str, section: Section) -> None:
                     page.wait_for_timeout(1500)
             browser.close()
         rss = psutil.Process(proc.pid).memory_info().rss / 2**20
-        section.add(Figure(f"streamlit RSS after opening {len(hrefs)} page(s)", rss, "MB", "goal < 500 MB",
-                           rss < 500))
+        section.add(Figure(f"streamlit RSS after opening {len(hrefs)} page(s)", rss, "MB", "goal < 500 MB", rss < 500))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -227,8 +282,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def write_results(size_label: str, command: str, server: str, sections: list[Section]) -> None:
@@ -239,19 +296,32 @@ def write_results(size_label: str, command: str, server: str, sections: list[Sec
         for chunk in RESULTS.read_text().split("<!-- size:")[1:]:
             key, _, body = chunk.partition(" -->")
             parts[key] = f"<!-- size:{key} -->{body}".rstrip() + "\n"
-    lines = [marker, f"## {size_label} executions", "",
-             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; PostgreSQL: {server}.", "",
-             f"Command: `{command}`", ""]
+    lines = [
+        marker,
+        f"## {size_label} executions",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; PostgreSQL: {server}.",
+        "",
+        f"Command: `{command}`",
+        "",
+    ]
     for section in sections:
-        lines += [f"### {section.title}", "", "| measure | value | goal | verdict |", "| --- | ---: | --- | --- |"]
+        lines += [
+            f"### {section.title}",
+            "",
+            "| measure | value | goal | verdict |",
+            "| --- | ---: | --- | --- |",
+        ]
         for f in section.figures:
             value = "not measured" if f.value is None else f"{f.value:,.2f} {f.unit}"
             verdict = {True: "met", False: "**missed**", None: ""}[f.met]
             lines.append(f"| {f.name} | {value} | {f.goal} | {verdict} {f.note} |")
         lines.append("")
     parts[size_label] = "\n".join(lines)
-    header = ("# Benchmark results\n\nProduced by `make bench SIZE=...` (`python -m bench.run`); each size's "
-              "section is replaced when that size is run again. Figures are what the run printed.\n\n")
+    header = (
+        "# Benchmark results\n\nProduced by `make bench SIZE=...` (`python -m bench.run`); each size's "
+        "section is replaced when that size is run again. Figures are what the run printed.\n\n"
+    )
     RESULTS.write_text(header + "\n".join(parts[k] for k in sorted(parts, key=lambda k: SIZES.get(k, 0))))
 
 
@@ -275,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     name = f"krowoc_bench_{size_label}"
     admin = _with_db(urls.database_url, "postgres")
     url = _with_db(urls.database_url, name)
-    command = "make bench SIZE=" + size_label if "MAKELEVEL" in os.environ else "python -m bench.run " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    command = (
+        "make bench SIZE=" + size_label
+        if "MAKELEVEL" in os.environ
+        else "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     seeding = Section("Seeding and rollups")
     reading = Section("Overview queries: rollup vs raw table (same run)")
     page = Section("Dashboard")
@@ -293,22 +366,34 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             report = seed(url, SeedOptions(executions=executions, days=args.days, seed=42), progress=True)
             total = time.perf_counter() - start
-            seeding.add(Figure("whole seed (load, indexes, rollups, analyze)", total, "s",
-                               "goal <= 60 s at 10M" if executions >= 10_000_000 else "",
-                               total <= 60 if executions >= 10_000_000 else None))
+            seeding.add(
+                Figure(
+                    "whole seed (load, indexes, rollups, analyze)",
+                    total,
+                    "s",
+                    "goal <= 60 s at 10M" if executions >= 10_000_000 else "",
+                    total <= 60 if executions >= 10_000_000 else None,
+                )
+            )
             seeding.add(Figure("seed throughput", executions / total, "rows/s"))
             for step, seconds in report.seconds.items():
                 seeding.add(Figure(f"  step: {step}", seconds, "s"))
         with psycopg.connect(url) as conn:
             end = conn.execute("SELECT max(created_at) FROM prompt_executions").fetchone()[0]  # type: ignore[index]
-            counts = conn.execute("SELECT (SELECT count(*) FROM execution_rollup_minute), "
-                                  "(SELECT count(*) FROM execution_rollup_hour)").fetchone()
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM execution_rollup_minute), (SELECT count(*) FROM execution_rollup_hour)"
+            ).fetchone()
         seeding.add(Figure("minute rollup rows", float(counts[0]), "rows"))  # type: ignore[index]
         seeding.add(Figure("hour rollup rows", float(counts[1]), "rows"))  # type: ignore[index]
         start = time.perf_counter()
         rollups.rebuild(url)
-        seeding.add(Figure("rollup rebuild from the raw table (SQL, krowoc-admin rollups rebuild)",
-                           time.perf_counter() - start, "s"))
+        seeding.add(
+            Figure(
+                "rollup rebuild from the raw table (SQL, krowoc-admin rollups rebuild)",
+                time.perf_counter() - start,
+                "s",
+            )
+        )
         print("overview queries:", flush=True)
         measure_queries(url, end, reading, args.repeat, args.raw_repeat)
         print("dashboard:", flush=True)

@@ -39,8 +39,12 @@ class RedisEvents:
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
         try:
-            self.client.xadd(self.stream, {"kind": kind, "payload": json.dumps(payload, default=str)},
-                             maxlen=10_000, approximate=True)
+            self.client.xadd(
+                self.stream,
+                {"kind": kind, "payload": json.dumps(payload, default=str)},
+                maxlen=10_000,
+                approximate=True,
+            )
         except redis.RedisError as exc:
             log.warning("admin event %s not published: %s", kind, exc)
 

@@ -55,8 +55,16 @@ class Settings(BaseSettings):
     chromium_path: Path = Path("/usr/bin/chromium")
     ci: bool = Field(default=False, validation_alias="CI")
 
-    @field_validator("database_url", "database_replica_url", "redis_url", "unleash_url", "prometheus_url",
-                     "test_database_url", "test_redis_url", mode="before")
+    @field_validator(
+        "database_url",
+        "database_replica_url",
+        "redis_url",
+        "unleash_url",
+        "prometheus_url",
+        "test_database_url",
+        "test_redis_url",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

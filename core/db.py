@@ -141,4 +141,3 @@ class Database:
         self.primary.dispose()
         if self.replica is not None:
             self.replica.dispose()
-

@@ -73,3 +73,13 @@ def quantiles(buckets: Sequence[int], counts: Sequence[int], qs: Iterable[float]
         position = int(np.searchsorted(cumulative, math.floor(rank) + 1, side="left"))
         result.append(bucket_midpoint(int(b[min(position, len(b) - 1)])))
     return result
+
+
+def midpoint_sql(column: str) -> str:
+    """Returns the SQL expression of a bucket's reported value (its geometric midpoint)."""
+    return f"(CASE WHEN {column} <= 0 THEN 0.5 ELSE exp(({column} - 0.5) * {_LOG_GROWTH!r}) END)"
+
+
+def quantile_rank_sql(total: str, q: float) -> str:
+    """Returns the SQL expression of the 1-based cumulative count that holds the q-quantile."""
+    return f"(floor({q!r} * ({total} - 1)) + 1)"

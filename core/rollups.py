@@ -9,6 +9,7 @@ minute rollup by adding histograms.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.db import normalize_url
-from core.histogram import bucket_of, bucket_sql
+from core.histogram import bucket_of, bucket_sql, midpoint_sql, quantile_rank_sql
 
 KEYS = "bucket_start, provider, model, status, error_category"
 ROLLUP_COLUMNS = (
@@ -111,6 +112,72 @@ LEFT JOIN latency USING ({KEYS})
 LEFT JOIN ttfb USING ({KEYS})
 """
 
+QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
+def _merged_histogram_sql(kind: str) -> str:
+    def pick(name: str, q: float) -> str:
+        rank = quantile_rank_sql("total", q)
+        return f"{midpoint_sql(f'min(b) FILTER (WHERE running >= {rank})')} AS {kind}_{name}"
+
+    picks = ",\n           ".join(pick(name, q) for name, q in QUANTILES)
+    return f"""
+    {kind} AS (
+        SELECT bucket_start, provider, model, max(total) AS {kind}_count,
+           {picks},
+           array_agg(b ORDER BY b) AS {kind}_buckets, array_agg(n ORDER BY b) AS {kind}_counts
+        FROM (
+            SELECT *, sum(n) OVER (PARTITION BY bucket_start, provider, model ORDER BY b) AS running,
+                      sum(n) OVER (PARTITION BY bucket_start, provider, model) AS total
+            FROM (
+                SELECT bucket_start, coalesce(provider, '*') AS provider, coalesce(model, '*') AS model,
+                       h.b, sum(h.n)::int AS n
+                FROM hour, unnest({kind}_buckets, {kind}_counts) AS h(b, n)
+                GROUP BY GROUPING SETS ((bucket_start, provider, model, h.b), (bucket_start, provider, h.b),
+                                        (bucket_start, h.b))
+            ) AS merged
+        ) AS cumulative
+        GROUP BY bucket_start, provider, model
+    )"""
+
+
+LATENCY_HOUR_COLUMNS = (
+    "bucket_start, provider, model, latency_count, latency_p50, latency_p90, latency_p95, latency_p99, "
+    "ttfb_count, ttfb_p50, ttfb_p90, ttfb_p95, ttfb_p99, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts"
+)
+
+LATENCY_HOUR_FROM_ROLLUP = f"""
+WITH hour AS (
+    SELECT bucket_start, provider, model, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts
+    FROM execution_rollup_hour WHERE bucket_start >= %(start)s AND bucket_start < %(end)s
+),
+series AS (
+    SELECT DISTINCT bucket_start, coalesce(provider, '*') AS provider, coalesce(model, '*') AS model
+    FROM hour GROUP BY GROUPING SETS ((bucket_start, provider, model), (bucket_start, provider), (bucket_start))
+),
+{_merged_histogram_sql("latency")},
+{_merged_histogram_sql("ttfb")}
+SELECT s.bucket_start, s.provider, s.model,
+       coalesce(l.latency_count, 0), l.latency_p50, l.latency_p90, l.latency_p95, l.latency_p99,
+       coalesce(t.ttfb_count, 0), t.ttfb_p50, t.ttfb_p90, t.ttfb_p95, t.ttfb_p99,
+       coalesce(l.latency_buckets, '{{}}'), coalesce(l.latency_counts, '{{}}'),
+       coalesce(t.ttfb_buckets, '{{}}'), coalesce(t.ttfb_counts, '{{}}')
+FROM series AS s
+LEFT JOIN latency AS l USING (bucket_start, provider, model)
+LEFT JOIN ttfb AS t USING (bucket_start, provider, model)
+"""
+
+
+def rebuild_latency_hour(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
+    """Recomputes the hourly latency summaries for [start, end) from the hour rollup."""
+    params = {"start": start, "end": end}
+    conn.execute(
+        "DELETE FROM execution_latency_hour WHERE bucket_start >= %(start)s AND bucket_start < %(end)s",
+        params,
+    )
+    conn.execute(f"INSERT INTO execution_latency_hour ({LATENCY_HOUR_COLUMNS}) {LATENCY_HOUR_FROM_ROLLUP}", params)
+
+
 FAR_PAST = datetime(1970, 1, 1).astimezone()
 FAR_FUTURE = datetime(9999, 1, 1).astimezone()
 
@@ -128,13 +195,14 @@ def rebuild_in(conn: psycopg.Connection, start: datetime | None = None, end: dat
     params = {"start": lo, "end": hi}
     conn.execute("SET LOCAL work_mem = '256MB'")
     if start is None and end is None:
-        conn.execute("TRUNCATE execution_rollup_minute, execution_rollup_hour")
+        conn.execute("TRUNCATE execution_rollup_minute, execution_rollup_hour, execution_latency_hour")
     else:
         for table in ("execution_rollup_minute", "execution_rollup_hour"):
             conn.execute(f"DELETE FROM {table} WHERE bucket_start >= %(start)s AND bucket_start < %(end)s", params)
     cur = conn.execute(f"INSERT INTO execution_rollup_minute ({ROLLUP_COLUMNS}) {MINUTE_FROM_RAW}", params)
     minute_rows = cur.rowcount
     conn.execute(f"INSERT INTO execution_rollup_hour ({ROLLUP_COLUMNS}) {HOUR_FROM_MINUTE}", params)
+    rebuild_latency_hour(conn, lo, hi)
     set_watermark(conn)
     return minute_rows
 
@@ -167,7 +235,7 @@ _UNITS = {"minute": "datetime64[m]", "hour": "datetime64[h]"}
 
 
 def _histogram_strings(
-    group: npt.NDArray[np.int64], values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_], groups: int
+    group: npt.NDArray[Any], values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_], groups: int
 ) -> tuple[pa.Array, pa.Array]:
     """Builds the sparse histogram of each group as PostgreSQL array literals (buckets, counts)."""
     g = group[present]
@@ -192,13 +260,15 @@ def rollup_batch(batch: pa.Table, unit: str) -> pa.Table:
     created = batch.column("created_at").cast(pa.timestamp("us")).to_numpy()
     bucket = created.astype(_UNITS[unit]).astype("datetime64[us]")
     category = batch.column("error_category").fill_null("")
-    frame = pd.DataFrame({
-        "bucket": bucket,
-        "provider": batch.column("provider").to_numpy(zero_copy_only=False),
-        "model": batch.column("model").to_numpy(zero_copy_only=False),
-        "status": batch.column("status").to_numpy(zero_copy_only=False),
-        "category": category.to_numpy(zero_copy_only=False),
-    })
+    frame = pd.DataFrame(
+        {
+            "bucket": bucket,
+            "provider": batch.column("provider").to_numpy(zero_copy_only=False),
+            "model": batch.column("model").to_numpy(zero_copy_only=False),
+            "status": batch.column("status").to_numpy(zero_copy_only=False),
+            "category": category.to_numpy(zero_copy_only=False),
+        }
+    )
     keys = ["bucket", "provider", "model", "status", "category"]
     grouper = frame.groupby(keys, sort=True)
     group = grouper.ngroup().to_numpy(dtype=np.int64)
@@ -213,7 +283,7 @@ def rollup_batch(batch: pa.Table, unit: str) -> pa.Table:
         values = arr.fill_null(0).cast(pa.float64()).to_numpy()
         return values, valid
 
-    def total(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def total(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
         return np.bincount(group, weights=values, minlength=groups).round().astype(np.int64)
 
     latency, has_latency = column("latency_ms")
@@ -229,27 +299,29 @@ def rollup_batch(batch: pa.Table, unit: str) -> pa.Table:
     cost_micro = total(np.round(cost * 1e6))
     score_milli = total(np.where(has_score, np.round(score * 1e3), 0))
     ts = pa.timestamp("us")
-    return pa.table({
-        "bucket_start": pc.binary_join_element_wise(
-            pa.array(frame["bucket"].to_numpy()[firsts], type=ts).cast(pa.string()), "+00", ""
-        ),
-        "provider": pa.array(frame["provider"].to_numpy()[firsts]),
-        "model": pa.array(frame["model"].to_numpy()[firsts]),
-        "status": pa.array(frame["status"].to_numpy()[firsts]),
-        "error_category": pa.array(frame["category"].to_numpy()[firsts]),
-        "executions": np.bincount(group, minlength=groups),
-        "latency_count": np.bincount(group, weights=has_latency, minlength=groups).astype(np.int64),
-        "latency_sum_ms": total(np.where(has_latency, latency, 0)),
-        "latency_max_ms": pa.array(latency_max, mask=latency_max < 0),
-        "ttfb_count": np.bincount(group, weights=has_ttfb, minlength=groups).astype(np.int64),
-        "ttfb_sum_ms": total(np.where(has_ttfb, ttfb, 0)),
-        "input_tokens": total(tokens_in),
-        "output_tokens": total(tokens_out),
-        "cost_usd": pc.divide(pa.array(cost_micro).cast(pa.float64()), 1e6),
-        "score_count": np.bincount(group, weights=has_score, minlength=groups).astype(np.int64),
-        "score_sum": pc.divide(pa.array(score_milli).cast(pa.float64()), 1e3),
-        "latency_buckets": lat_buckets,
-        "latency_counts": lat_counts,
-        "ttfb_buckets": ttfb_buckets,
-        "ttfb_counts": ttfb_counts,
-    })
+    return pa.table(
+        {
+            "bucket_start": pc.binary_join_element_wise(
+                pa.array(frame["bucket"].to_numpy()[firsts], type=ts).cast(pa.string()), "+00", ""
+            ),
+            "provider": pa.array(frame["provider"].to_numpy()[firsts]),
+            "model": pa.array(frame["model"].to_numpy()[firsts]),
+            "status": pa.array(frame["status"].to_numpy()[firsts]),
+            "error_category": pa.array(frame["category"].to_numpy()[firsts]),
+            "executions": np.bincount(group, minlength=groups),
+            "latency_count": np.bincount(group, weights=has_latency, minlength=groups).astype(np.int64),
+            "latency_sum_ms": total(np.where(has_latency, latency, 0)),
+            "latency_max_ms": pa.array(latency_max, mask=latency_max < 0),
+            "ttfb_count": np.bincount(group, weights=has_ttfb, minlength=groups).astype(np.int64),
+            "ttfb_sum_ms": total(np.where(has_ttfb, ttfb, 0)),
+            "input_tokens": total(tokens_in),
+            "output_tokens": total(tokens_out),
+            "cost_usd": pc.divide(pa.array(cost_micro).cast(pa.float64()), 1e6),
+            "score_count": np.bincount(group, weights=has_score, minlength=groups).astype(np.int64),
+            "score_sum": pc.divide(pa.array(score_milli).cast(pa.float64()), 1e3),
+            "latency_buckets": lat_buckets,
+            "latency_counts": lat_counts,
+            "ttfb_buckets": ttfb_buckets,
+            "ttfb_counts": ttfb_counts,
+        }
+    )

@@ -10,6 +10,7 @@ same ``seed`` and ``end`` give the same rows.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import queue
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -75,32 +77,54 @@ MODELS: tuple[ModelProfile, ...] = (
 # Error categories: (status, base rate per execution, HTTP-ish codes, messages).
 ERRORS: dict[str, tuple[str, float, tuple[str, ...], tuple[str, ...]]] = {
     "provider_timeout": (
-        "timed_out", 0.004, ("timeout",),
+        "timed_out",
+        0.004,
+        ("timeout",),
         ("Provider did not answer within 60 s", "Read timed out after 60000 ms"),
     ),
     "provider_rate_limited": (
-        "failed", 0.006, ("429", "rate_limit_exceeded"),
+        "failed",
+        0.006,
+        ("429", "rate_limit_exceeded"),
         ("Rate limit reached for requests per minute", "Too many requests, please slow down"),
     ),
     "provider_unavailable": (
-        "failed", 0.003, ("503", "502", "500"),
-        ("Service unavailable", "Bad gateway from upstream", "The server had an error processing your request"),
+        "failed",
+        0.003,
+        ("503", "502", "500"),
+        (
+            "Service unavailable",
+            "Bad gateway from upstream",
+            "The server had an error processing your request",
+        ),
     ),
     "provider_auth": ("failed", 0.0002, ("401",), ("Invalid API key provided",)),
     "invalid_request": (
-        "failed", 0.004, ("400", "invalid_request_error"),
-        ("Invalid value for 'temperature'", "Unsupported parameter: 'logprobs'", "Malformed JSON in tool call"),
+        "failed",
+        0.004,
+        ("400", "invalid_request_error"),
+        (
+            "Invalid value for 'temperature'",
+            "Unsupported parameter: 'logprobs'",
+            "Malformed JSON in tool call",
+        ),
     ),
     "content_filtered": (
-        "failed", 0.003, ("content_filter", "safety"),
+        "failed",
+        0.003,
+        ("content_filter", "safety"),
         ("Output blocked by content filter", "Response flagged by safety system"),
     ),
     "context_length_exceeded": (
-        "failed", 0.002, ("context_length_exceeded",),
+        "failed",
+        0.002,
+        ("context_length_exceeded",),
         ("This model's maximum context length is 128000 tokens", "Prompt is too long"),
     ),
     "quota_exceeded": (
-        "failed", 0.002, ("tier_quota",),
+        "failed",
+        0.002,
+        ("tier_quota",),
         ("Monthly execution quota of your tier reached", "Daily token budget exhausted"),
     ),
     "internal": ("failed", 0.001, ("internal",), ("Unexpected error while streaming the response",)),
@@ -111,15 +135,64 @@ TIERS = ("free", "pro", "team", "enterprise")
 TIER_SHARE = (0.70, 0.20, 0.08, 0.02)
 TIER_ACTIVITY = (1.0, 3.0, 6.0, 12.0)
 
-FIRST = ("ada", "grace", "alan", "linus", "ken", "barbara", "edsger", "margaret", "dennis", "frances",
-         "john", "radia", "tim", "sophie", "yuki", "amara", "mateo", "lena", "omar", "priya")
-LAST = ("lovelace", "hopper", "turing", "torvalds", "thompson", "liskov", "dijkstra", "hamilton",
-        "ritchie", "allen", "backus", "perlman", "berners", "wilson", "tanaka", "okafor", "silva",
-        "novak", "haddad", "iyer")
+FIRST = (
+    "ada",
+    "grace",
+    "alan",
+    "linus",
+    "ken",
+    "barbara",
+    "edsger",
+    "margaret",
+    "dennis",
+    "frances",
+    "john",
+    "radia",
+    "tim",
+    "sophie",
+    "yuki",
+    "amara",
+    "mateo",
+    "lena",
+    "omar",
+    "priya",
+)
+LAST = (
+    "lovelace",
+    "hopper",
+    "turing",
+    "torvalds",
+    "thompson",
+    "liskov",
+    "dijkstra",
+    "hamilton",
+    "ritchie",
+    "allen",
+    "backus",
+    "perlman",
+    "berners",
+    "wilson",
+    "tanaka",
+    "okafor",
+    "silva",
+    "novak",
+    "haddad",
+    "iyer",
+)
 DOMAINS = ("example.com", "acme.io", "mail.test", "corp.example", "studio.dev")
 TOPICS = ("summarize", "translate", "classify", "extract", "draft", "review", "explain", "rewrite")
-OBJECTS = ("support ticket", "contract clause", "release notes", "product review", "sales email",
-           "SQL query", "meeting transcript", "bug report", "job posting", "research abstract")
+OBJECTS = (
+    "support ticket",
+    "contract clause",
+    "release notes",
+    "product review",
+    "sales email",
+    "SQL query",
+    "meeting transcript",
+    "bug report",
+    "job posting",
+    "research abstract",
+)
 TAGS = ("support", "legal", "marketing", "engineering", "sales", "hr", "research", "ops")
 
 
@@ -176,7 +249,10 @@ def _pick(options: tuple[str, ...] | list[str], index: npt.NDArray[np.int64], ma
 
 
 def _copy(conn: psycopg.Connection, table: str, columns: list[str], data: bytes) -> None:
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy,
+    ):
         view = memoryview(data)
         for offset in range(0, len(view), 1 << 20):
             copy.write(view[offset : offset + (1 << 20)])
@@ -235,19 +311,25 @@ class PlatformGenerator:
         last = rng.integers(0, len(LAST), size=n)
         domain = rng.integers(0, len(DOMAINS), size=n)
         ids = np.arange(1, n + 1)
-        emails = [f"{FIRST[f]}.{LAST[la]}{i}@{DOMAINS[d]}" for i, f, la, d in zip(ids, first, last, domain, strict=True)]
+        emails = [
+            f"{FIRST[f]}.{LAST[la]}{i}@{DOMAINS[d]}" for i, f, la, d in zip(ids, first, last, domain, strict=True)
+        ]
         names = [f"{FIRST[f].title()} {LAST[la].title()}" for f, la in zip(first, last, strict=True)]
         created_offset = rng.uniform(0, 365 * 86400, size=n)
-        created = np.datetime64(self.start.replace(tzinfo=None), "us") - (created_offset * 1e6).astype("timedelta64[us]")
+        created = np.datetime64(self.start.replace(tzinfo=None), "us") - (created_offset * 1e6).astype(
+            "timedelta64[us]"
+        )
         status = np.where(rng.random(n) < 0.01, "suspended", "active")
-        table = pa.table({
-            "id": ids,
-            "email": emails,
-            "display_name": names,
-            "tier": pa.array(np.asarray(TIERS)[tier]),
-            "status": pa.array(status),
-            "created_at": pa.array(created).cast(pa.timestamp("us", tz="UTC")),
-        })
+        table = pa.table(
+            {
+                "id": ids,
+                "email": emails,
+                "display_name": names,
+                "tier": pa.array(np.asarray(TIERS)[tier]),
+                "status": pa.array(status),
+                "created_at": pa.array(created).cast(pa.timestamp("us", tz="UTC")),
+            }
+        )
         return table, activity / activity.sum(), tier
 
     def prompts(self) -> tuple[pa.Table, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
@@ -260,23 +342,22 @@ class PlatformGenerator:
         tag_a = rng.integers(0, len(TAGS), size=n)
         tag_b = rng.integers(0, len(TAGS), size=n)
         titles = [f"{TOPICS[t].title()} a {OBJECTS[o]}" for t, o in zip(topic, obj, strict=True)]
-        tags = [
-            "{" + (TAGS[a] if a == b else f"{TAGS[a]},{TAGS[b]}") + "}"
-            for a, b in zip(tag_a, tag_b, strict=True)
-        ]
+        tags = ["{" + (TAGS[a] if a == b else f"{TAGS[a]},{TAGS[b]}") + "}" for a, b in zip(tag_a, tag_b, strict=True)]
         created = np.datetime64(self.start.replace(tzinfo=None), "us") - (
             rng.uniform(0, 180 * 86400, size=n) * 1e6
         ).astype("timedelta64[us]")
         updated = created + (rng.uniform(0, 60 * 86400, size=n) * 1e6).astype("timedelta64[us]")
-        table = pa.table({
-            "id": np.arange(1, n + 1),
-            "owner_id": owner,
-            "title": titles,
-            "tags": tags,
-            "version": version,
-            "created_at": pa.array(created).cast(pa.timestamp("us", tz="UTC")),
-            "updated_at": pa.array(updated).cast(pa.timestamp("us", tz="UTC")),
-        })
+        table = pa.table(
+            {
+                "id": np.arange(1, n + 1),
+                "owner_id": owner,
+                "title": titles,
+                "tags": tags,
+                "version": version,
+                "created_at": pa.array(created).cast(pa.timestamp("us", tz="UTC")),
+                "updated_at": pa.array(updated).cast(pa.timestamp("us", tz="UTC")),
+            }
+        )
         quality = rng.normal(0.0, 0.08, size=n)
         return table, owner, quality
 
@@ -292,7 +373,7 @@ class PlatformGenerator:
         jitter = (self.rng.random(base.size) * 60e6).astype("timedelta64[us]")
         times = base + jitter
         times.sort()
-        return times
+        return np.asarray(times, dtype="datetime64[us]")
 
     def executions(
         self,
@@ -388,26 +469,28 @@ class PlatformGenerator:
 
         finished = t_us + (latency * 1000).astype("timedelta64[us]")
         ts = pa.timestamp("us", tz="UTC")
-        return pa.table({
-            "id": np.arange(first_id, first_id + n),
-            "created_at": pa.array(t_us).cast(ts),
-            "user_id": user,
-            "prompt_id": prompt,
-            "provider": pa.array(provider.astype(str)),
-            "model": pc.take(pa.array([m.model for m in MODELS]), pa.array(model)),
-            "status": pa.array(status.astype(str)),
-            "error_category": _pick(CATEGORIES, cat_idx, failed),
-            "error_code": _pick(code_options, code_index, failed),
-            "error_message": _pick(msg_options, msg_index, failed),
-            "latency_ms": pa.array(latency, mask=~done, type=pa.int32()),
-            "ttfb_ms": pa.array(ttfb, mask=~has_ttfb, type=pa.int32()),
-            "input_tokens": pa.array(input_tokens, type=pa.int32()),
-            "output_tokens": pa.array(output_tokens, type=pa.int32()),
-            "cost_usd": pa.array(cost),
-            "score": pa.array(score, mask=~has_score),
-            "request_id": pc.binary_join_element_wise("req_", _hex_ids(rng, n, 20), ""),
-            "finished_at": pa.array(finished, mask=~done).cast(ts),
-        })
+        return pa.table(
+            {
+                "id": np.arange(first_id, first_id + n),
+                "created_at": pa.array(t_us).cast(ts),
+                "user_id": user,
+                "prompt_id": prompt,
+                "provider": pa.array(provider.astype(str)),
+                "model": pc.take(pa.array([m.model for m in MODELS]), pa.array(model)),
+                "status": pa.array(status.astype(str)),
+                "error_category": _pick(CATEGORIES, cat_idx, failed),
+                "error_code": _pick(code_options, code_index, failed),
+                "error_message": _pick(msg_options, msg_index, failed),
+                "latency_ms": pa.array(latency, mask=~done, type=pa.int32()),
+                "ttfb_ms": pa.array(ttfb, mask=~has_ttfb, type=pa.int32()),
+                "input_tokens": pa.array(input_tokens, type=pa.int32()),
+                "output_tokens": pa.array(output_tokens, type=pa.int32()),
+                "cost_usd": pa.array(cost),
+                "score": pa.array(score, mask=~has_score),
+                "request_id": pc.binary_join_element_wise("req_", _hex_ids(rng, n, 20), ""),
+                "finished_at": pa.array(finished, mask=~done).cast(ts),
+            }
+        )
 
     def payloads(self, chunk: pa.Table) -> pa.Table | None:
         """Draws input and output text for a sample of a chunk's executions."""
@@ -435,23 +518,43 @@ class PlatformGenerator:
 # -- loading -------------------------------------------------------------------------------------
 
 EXECUTION_COLUMNS = [
-    "id", "created_at", "user_id", "prompt_id", "provider", "model", "status", "error_category",
-    "error_code", "error_message", "latency_ms", "ttfb_ms", "input_tokens", "output_tokens",
-    "cost_usd", "score", "request_id", "finished_at",
+    "id",
+    "created_at",
+    "user_id",
+    "prompt_id",
+    "provider",
+    "model",
+    "status",
+    "error_category",
+    "error_code",
+    "error_message",
+    "latency_ms",
+    "ttfb_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "score",
+    "request_id",
+    "finished_at",
 ]
 PAYLOAD_COLUMNS = ["execution_id", "created_at", "input_text", "output_text"]
 SEEDED_TABLES = (
-    "prompt_executions", "execution_payloads", "users", "prompts", "execution_rollup_minute",
-    "execution_rollup_hour", "rollup_watermarks", "leaderboard_snapshots",
+    "prompt_executions",
+    "execution_payloads",
+    "users",
+    "prompts",
+    "execution_rollup_minute",
+    "execution_rollup_hour",
+    "execution_latency_hour",
+    "rollup_watermarks",
+    "leaderboard_snapshots",
 )
 
 
 def is_seeded(url: str) -> bool:
     """Tells whether the database already holds users or executions."""
     with psycopg.connect(_plain(url)) as conn:
-        row = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM prompt_executions)"
-        ).fetchone()
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM prompt_executions)").fetchone()
     return bool(row and row[0])
 
 
@@ -515,8 +618,12 @@ def seed(
         conn.execute("ANALYZE users, prompts, prompt_executions, execution_payloads")
         report.seconds["analyze"] = time.perf_counter() - clock
 
-        rollups.set_watermark(conn)
-        conn.execute("ANALYZE execution_rollup_minute, execution_rollup_hour")
+        clock = time.perf_counter()
+        with conn.transaction():
+            rollups.rebuild_latency_hour(conn, rollups.FAR_PAST, rollups.FAR_FUTURE)
+            rollups.set_watermark(conn)
+        report.seconds["latency_summaries"] = time.perf_counter() - clock
+        conn.execute("ANALYZE execution_rollup_minute, execution_rollup_hour, execution_latency_hour")
     return report
 
 
@@ -555,10 +662,10 @@ def hour_aligned_chunks(times: npt.NDArray[np.datetime64], size: int) -> list[tu
         if cut <= bounds[-1]:
             cut = int(np.searchsorted(hours, hours[target], side="right"))
         bounds.append(cut)
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    return list(itertools.pairwise(bounds))
 
 
-def _progress_bar(total: int, enabled: bool) -> object | None:
+def _progress_bar(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
@@ -575,7 +682,7 @@ def _load_executions(
     tiers: npt.NDArray[np.int64],
     owners: npt.NDArray[np.int64],
     quality: npt.NDArray[np.float64],
-    bar: object | None,
+    bar: Any,
     on_progress: Callable[[int], None] | None,
     report: SeedReport,
 ) -> int:
@@ -594,7 +701,7 @@ def _load_executions(
                             _copy(conn, table, columns, data)
                     count = item[0][2].count(b"\n")
                     if bar is not None:
-                        bar.update(count)  # type: ignore[attr-defined]
+                        bar.update(count)
                     if on_progress is not None:
                         on_progress(count)
         except BaseException as exc:  # handed to the generating thread
@@ -626,4 +733,3 @@ def _load_executions(
     if failure:
         raise failure[0]
     return loaded
-

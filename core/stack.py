@@ -83,8 +83,11 @@ def _ensure_os_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
 
 
 def _open_path_to(path: Path) -> None:
@@ -238,8 +241,17 @@ class EmbeddedStack:
         if not (self.pg_data / "PG_VERSION").exists():
             self._pg(
                 user,
-                [str(bin_dir / "initdb"), "-D", str(self.pg_data), "-U", PG_USER, "--auth=trust",
-                 "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.pg_data),
+                    "-U",
+                    PG_USER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                ],
             )
             conf = self.pg_data / "postgresql.conf"
             with conf.open("a") as fh:
@@ -254,8 +266,19 @@ class EmbeddedStack:
                 )
         self._pg(
             user,
-            [str(bin_dir / "pg_ctl"), "-D", str(self.pg_data), "-l", str(self.pg_log), "-w", "-t", "60",
-             "-o", f"-p {self.pg_port} -h 127.0.0.1 -k {self.pg_socket_dir}", "start"],
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(self.pg_data),
+                "-l",
+                str(self.pg_log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.pg_port} -h 127.0.0.1 -k {self.pg_socket_dir}",
+                "start",
+            ],
         )
         if not _wait_for_port(self.pg_port, 30):
             raise StackError(f"PostgreSQL did not open port {self.pg_port}; see {self.pg_log}")
@@ -285,17 +308,28 @@ class EmbeddedStack:
         self.valkey_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             str(_valkey_bin()),
-            "--bind", "127.0.0.1",
-            "--port", str(self.redis_port),
-            "--daemonize", "yes",
-            "--pidfile", str(self.valkey_pidfile),
-            "--logfile", str(self.valkey_dir / "valkey.log"),
-            "--dir", str(self.valkey_dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--maxmemory", "1gb",
-            "--maxmemory-policy", "allkeys-lru",
-            "--protected-mode", "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.redis_port),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(self.valkey_pidfile),
+            "--logfile",
+            str(self.valkey_dir / "valkey.log"),
+            "--dir",
+            str(self.valkey_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "1gb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--protected-mode",
+            "yes",
         ]
         subprocess.run(argv, check=True, capture_output=True, timeout=30)
         if not _wait_for_port(self.redis_port, 15):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -113,9 +114,7 @@ class ExecutionRow(Base):
     __tablename__ = "prompt_executions"
     __table_args__ = (
         CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
-        CheckConstraint(
-            f"error_category IS NULL OR {_in('error_category', ERROR_CATEGORIES)}", name="error_category"
-        ),
+        CheckConstraint(f"error_category IS NULL OR {_in('error_category', ERROR_CATEGORIES)}", name="error_category"),
         CheckConstraint("score IS NULL OR (score >= 0 AND score <= 1)", name="score"),
         Index("ix_prompt_executions_user_id_created_at", "user_id", text("created_at DESC")),
         Index("ix_prompt_executions_created_at_brin", "created_at", postgresql_using="brin"),
@@ -188,6 +187,35 @@ class MinuteRollupRow(_RollupMixin, Base):
 
 class HourRollupRow(_RollupMixin, Base):
     __tablename__ = "execution_rollup_hour"
+
+
+class LatencyHourRow(Base):
+    """Per hour x provider x model, with '*' rows for all models of a provider and for the platform:
+    the merged latency and TTFB histograms and their p50/p90/p95/p99 (see ``core.histogram``).
+
+    Derived from ``execution_rollup_hour`` so long-range latency charts read one row per series
+    and hour instead of merging histograms across statuses and error categories at read time.
+    """
+
+    __tablename__ = "execution_latency_hour"
+
+    bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    latency_count: Mapped[int] = mapped_column(BigInteger)
+    latency_p50: Mapped[float | None] = mapped_column(Float)
+    latency_p90: Mapped[float | None] = mapped_column(Float)
+    latency_p95: Mapped[float | None] = mapped_column(Float)
+    latency_p99: Mapped[float | None] = mapped_column(Float)
+    ttfb_count: Mapped[int] = mapped_column(BigInteger)
+    ttfb_p50: Mapped[float | None] = mapped_column(Float)
+    ttfb_p90: Mapped[float | None] = mapped_column(Float)
+    ttfb_p95: Mapped[float | None] = mapped_column(Float)
+    ttfb_p99: Mapped[float | None] = mapped_column(Float)
+    latency_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    latency_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    ttfb_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    ttfb_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
 
 
 class RollupWatermarkRow(Base):

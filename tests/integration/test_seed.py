@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -73,7 +74,10 @@ def test_seeded_rollups_equal_the_sql_aggregation_of_the_raw_table(seeded_databa
         conn.execute("CREATE TEMP TABLE seeded_minute AS SELECT * FROM execution_rollup_minute")
         conn.execute("CREATE TEMP TABLE seeded_hour AS SELECT * FROM execution_rollup_hour")
         rollups.rebuild_in(conn)
-        for seeded, rebuilt in (("seeded_minute", "execution_rollup_minute"), ("seeded_hour", "execution_rollup_hour")):
+        for seeded, rebuilt in (
+            ("seeded_minute", "execution_rollup_minute"),
+            ("seeded_hour", "execution_rollup_hour"),
+        ):
             (rows,) = conn.execute(f"SELECT count(*) FROM {rebuilt}").fetchone()  # type: ignore[misc]
             (missing,) = conn.execute(  # type: ignore[misc]
                 f"SELECT count(*) FROM (SELECT {columns} FROM {rebuilt} EXCEPT ALL SELECT {columns} FROM {seeded}) d"
@@ -105,7 +109,8 @@ def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -
         )
         by_hour = dict(
             conn.execute(
-                "SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int, count(*) FROM prompt_executions GROUP BY 1"
+                "SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int, count(*) "
+                "FROM prompt_executions GROUP BY 1"
             ).fetchall()
         )
         categories = {r[0] for r in conn.execute("SELECT DISTINCT error_category FROM prompt_executions")}
@@ -138,6 +143,6 @@ def test_chunks_never_split_an_hour() -> None:
     times = np.sort(start + (np.random.default_rng(3).random(50_000) * 86400e6 * 2).astype("timedelta64[us]"))
     chunks = hour_aligned_chunks(times, 3_000)
     assert chunks[0][0] == 0 and chunks[-1][1] == times.size
-    for (_, hi), (lo, _) in zip(chunks, chunks[1:], strict=False):
+    for (_, hi), (lo, _) in itertools.pairwise(chunks):
         assert hi == lo
         assert times[hi - 1].astype("datetime64[h]") != times[hi].astype("datetime64[h]")
