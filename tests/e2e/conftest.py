@@ -1,0 +1,97 @@
+"""A real Streamlit server on the seeded test database and a real Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import get_settings
+from tests.conftest import PROJECT_ROOT, require_tool
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(seeded_database_url: str, redis_url: str, redis_prefix: str, tmp_path_factory: Any) -> Iterator[str]:
+    """Starts ``streamlit run dashboard/app.py`` on a free loopback port and yields its URL."""
+    port = _free_port()
+    env = dict(
+        os.environ,
+        KROWOC_DATABASE_URL=seeded_database_url,
+        KROWOC_REDIS_URL=redis_url,
+        KROWOC_REDIS_KEY_PREFIX=redis_prefix,
+        KROWOC_DEV_LOGIN="true",
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = Path(tmp_path_factory.mktemp("streamlit")) / "streamlit.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Streamlit did not start; log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Debian Chromium driven by Playwright (``playwright install`` is never needed)."""
+    chromium = get_settings().chromium_path
+    require_tool(chromium.exists(), f"Chromium at {chromium}", "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture()
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
