@@ -142,22 +142,27 @@ def _merged_histogram_sql(kind: str) -> str:
 
 
 LATENCY_HOUR_COLUMNS = (
-    "bucket_start, provider, model, latency_count, latency_p50, latency_p90, latency_p95, latency_p99, "
+    "bucket_start, provider, model, executions, errors, latency_sum_ms, cost_usd, "
+    "latency_count, latency_p50, latency_p90, latency_p95, latency_p99, "
     "ttfb_count, ttfb_p50, ttfb_p90, ttfb_p95, ttfb_p99, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts"
 )
 
 LATENCY_HOUR_FROM_ROLLUP = f"""
 WITH hour AS (
-    SELECT bucket_start, provider, model, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts
+    SELECT bucket_start, provider, model, error_category, executions, latency_sum_ms, cost_usd,
+           latency_buckets, latency_counts, ttfb_buckets, ttfb_counts
     FROM execution_rollup_hour WHERE bucket_start >= %(start)s AND bucket_start < %(end)s
 ),
 series AS (
-    SELECT DISTINCT bucket_start, coalesce(provider, '*') AS provider, coalesce(model, '*') AS model
+    SELECT bucket_start, coalesce(provider, '*') AS provider, coalesce(model, '*') AS model,
+           sum(executions) AS executions,
+           coalesce(sum(executions) FILTER (WHERE error_category <> ''), 0) AS errors,
+           sum(latency_sum_ms) AS latency_sum_ms, sum(cost_usd) AS cost_usd
     FROM hour GROUP BY GROUPING SETS ((bucket_start, provider, model), (bucket_start, provider), (bucket_start))
 ),
 {_merged_histogram_sql("latency")},
 {_merged_histogram_sql("ttfb")}
-SELECT s.bucket_start, s.provider, s.model,
+SELECT s.bucket_start, s.provider, s.model, s.executions, s.errors, s.latency_sum_ms, s.cost_usd,
        coalesce(l.latency_count, 0), l.latency_p50, l.latency_p90, l.latency_p95, l.latency_p99,
        coalesce(t.ttfb_count, 0), t.ttfb_p50, t.ttfb_p90, t.ttfb_p95, t.ttfb_p99,
        coalesce(l.latency_buckets, '{{}}'), coalesce(l.latency_counts, '{{}}'),

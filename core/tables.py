@@ -119,6 +119,8 @@ class ExecutionRow(Base):
         Index("ix_prompt_executions_user_id_created_at", "user_id", text("created_at DESC")),
         Index("ix_prompt_executions_created_at_brin", "created_at", postgresql_using="brin"),
         Index("ix_prompt_executions_request_id", "request_id"),
+        Index("ix_prompt_executions_latency_ms", text("latency_ms DESC"), "created_at"),
+        Index("ix_prompt_executions_error_category_created_at", "error_category", "created_at"),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
@@ -193,8 +195,9 @@ class LatencyHourRow(Base):
     """Per hour x provider x model, with '*' rows for all models of a provider and for the platform:
     the merged latency and TTFB histograms and their p50/p90/p95/p99 (see ``core.histogram``).
 
-    Derived from ``execution_rollup_hour`` so long-range latency charts read one row per series
-    and hour instead of merging histograms across statuses and error categories at read time.
+    Derived from ``execution_rollup_hour`` so long-range charts read one row per series and hour
+    (volume, errors, cost and latency) instead of summing and merging across statuses and error
+    categories at read time.
     """
 
     __tablename__ = "execution_latency_hour"
@@ -202,6 +205,10 @@ class LatencyHourRow(Base):
     bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)
     model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    executions: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    latency_sum_ms: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(16, 6))
     latency_count: Mapped[int] = mapped_column(BigInteger)
     latency_p50: Mapped[float | None] = mapped_column(Float)
     latency_p90: Mapped[float | None] = mapped_column(Float)
@@ -216,6 +223,25 @@ class LatencyHourRow(Base):
     latency_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     ttfb_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     ttfb_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class ErrorHourRow(Base):
+    """Per hour x provider x model x error category x code x message: how many executions failed so.
+
+    Kept by ``core.rollups_refresh`` so the top errors of a long range read one row per distinct
+    error and hour instead of scanning the failed executions.
+    """
+
+    __tablename__ = "execution_error_hour"
+
+    bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    error_category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    error_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    error_message: Mapped[str] = mapped_column(String(500), primary_key=True)
+    executions: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class RollupWatermarkRow(Base):

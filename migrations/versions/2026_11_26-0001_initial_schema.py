@@ -164,6 +164,10 @@ def upgrade() -> None:
         sa.Column("bucket_start", postgresql.TIMESTAMP(timezone=True), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("model", sa.String(length=64), nullable=False),
+        sa.Column("executions", sa.BigInteger(), nullable=False),
+        sa.Column("errors", sa.BigInteger(), nullable=False),
+        sa.Column("latency_sum_ms", sa.BigInteger(), nullable=False),
+        sa.Column("cost_usd", sa.Numeric(precision=16, scale=6), nullable=False),
         sa.Column("latency_count", sa.BigInteger(), nullable=False),
         sa.Column("latency_p50", sa.Float(), nullable=True),
         sa.Column("latency_p90", sa.Float(), nullable=True),
@@ -253,6 +257,38 @@ def upgrade() -> None:
         ["user_id", sa.literal_column("created_at DESC")],
         unique=False,
     )
+    op.create_index(
+        "ix_prompt_executions_latency_ms",
+        "prompt_executions",
+        [sa.literal_column("latency_ms DESC"), "created_at"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_prompt_executions_error_category_created_at",
+        "prompt_executions",
+        ["error_category", "created_at"],
+        unique=False,
+    )
+    op.create_table(
+        "execution_error_hour",
+        sa.Column("bucket_start", postgresql.TIMESTAMP(timezone=True), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("model", sa.String(length=64), nullable=False),
+        sa.Column("error_category", sa.String(length=32), nullable=False),
+        sa.Column("error_code", sa.String(length=64), nullable=False),
+        sa.Column("error_message", sa.String(length=500), nullable=False),
+        sa.Column("executions", sa.BigInteger(), nullable=False),
+        sa.Column("last_seen_at", postgresql.TIMESTAMP(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "bucket_start",
+            "provider",
+            "model",
+            "error_category",
+            "error_code",
+            "error_message",
+            name=op.f("pk_execution_error_hour"),
+        ),
+    )
     op.create_table(
         "prompts",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -318,6 +354,9 @@ def downgrade() -> None:
     op.drop_table("rollup_watermarks")
     op.drop_index("ix_prompts_owner_id", table_name="prompts")
     op.drop_table("prompts")
+    op.drop_table("execution_error_hour")
+    op.drop_index("ix_prompt_executions_error_category_created_at", table_name="prompt_executions")
+    op.drop_index("ix_prompt_executions_latency_ms", table_name="prompt_executions")
     op.drop_index("ix_prompt_executions_user_id_created_at", table_name="prompt_executions")
     op.drop_index("ix_prompt_executions_request_id", table_name="prompt_executions")
     op.drop_index("ix_prompt_executions_created_at_brin", table_name="prompt_executions", postgresql_using="brin")

@@ -6,6 +6,7 @@ import itertools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,31 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "ttfb_counts": [1],
         },
     ],
+    "execution_latency_hour": [
+        {
+            "bucket_start": OLD_MONTH.replace(minute=0),
+            "provider": "*",
+            "model": "*",
+            "executions": 2,
+            "errors": 1,
+            "latency_sum_ms": 1012,
+            "cost_usd": Decimal("0.004200"),
+            "latency_count": 2,
+            "latency_p50": 195.5,
+            "latency_p90": 801.2,
+            "latency_p95": 801.2,
+            "latency_p99": 801.2,
+            "ttfb_count": 1,
+            "ttfb_p50": 140.3,
+            "ttfb_p90": 140.3,
+            "ttfb_p95": 140.3,
+            "ttfb_p99": 140.3,
+            "latency_buckets": [135, 172],
+            "latency_counts": [1, 1],
+            "ttfb_buckets": [127],
+            "ttfb_counts": [1],
+        }
+    ],
     "execution_rollup_hour": [
         {
             "bucket_start": OLD_MONTH.replace(minute=0),
@@ -218,6 +244,7 @@ ORDER = {
     "execution_payloads": "execution_id",
     "execution_rollup_minute": "bucket_start, provider, model, status, error_category",
     "execution_rollup_hour": "bucket_start, provider, model, status, error_category",
+    "execution_latency_hour": "bucket_start, provider, model",
     "leaderboard_snapshots": "computed_at, subject_type, time_window, rank",
     "audit_log": "id",
     "rollup_watermarks": "name",
@@ -247,9 +274,7 @@ def snapshot(conn: Connection, tables: set[str]) -> dict[str, list[Any]]:
 def existing_tables(conn: Connection) -> set[str]:
     """Names the sample tables that exist now."""
     rows = conn.execute(
-        text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(:names)"
-        ),
+        text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(:names)"),
         {"names": list(SAMPLE)},
     ).scalars()
     return set(rows)
@@ -318,9 +343,7 @@ def test_downgrade_to_base_leaves_nothing_behind(
             .scalars()
             .all()
         )
-        functions = (
-            conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'krowoc%'")).scalars().all()
-        )
+        functions = conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'krowoc%'")).scalars().all()
         sequences = (
             conn.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"))
             .scalars()

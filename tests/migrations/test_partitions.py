@@ -85,13 +85,8 @@ def test_bounds_do_not_depend_on_the_session_time_zone(migrated_engine: Engine, 
         conn.execute(text(f"SET TimeZone = '{session_zone}'"))
         assert ensure(conn, date(2032, 1, 1), 2) == 2
         # The last minute of January in UTC is already February in Tokyo; it still belongs to January.
-        assert (
-            insert_execution(conn, 1, datetime(2032, 1, 31, 23, 30, tzinfo=UTC))
-            == "prompt_executions_p203201"
-        )
-        assert (
-            insert_execution(conn, 2, datetime(2032, 2, 1, 0, 0, tzinfo=UTC)) == "prompt_executions_p203202"
-        )
+        assert insert_execution(conn, 1, datetime(2032, 1, 31, 23, 30, tzinfo=UTC)) == "prompt_executions_p203201"
+        assert insert_execution(conn, 2, datetime(2032, 2, 1, 0, 0, tzinfo=UTC)) == "prompt_executions_p203202"
         assert partitions(conn)["prompt_executions_p203201"] == (
             "FOR VALUES FROM ('2032-01-01 00:00:00+00') TO ('2032-02-01 00:00:00+00')"
         )
@@ -109,9 +104,7 @@ def test_rows_route_to_the_partition_of_their_month(migrated_engine: Engine) -> 
         for execution_id, (created_at, expected) in enumerate(cases.items(), start=1):
             assert insert_execution(conn, execution_id, created_at) == expected
         counts = dict(
-            conn.execute(
-                text("SELECT tableoid::regclass::text, count(*) FROM prompt_executions GROUP BY 1")
-            ).all()
+            conn.execute(text("SELECT tableoid::regclass::text, count(*) FROM prompt_executions GROUP BY 1")).all()
         )
     assert counts == {
         "prompt_executions_p203101": 2,

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: entrypoint (app.py), login, shared widgets, charts and cached reads."""

@@ -1,0 +1,1 @@
+"""Read-side SQL for the dashboard: one module per area, each query returns plain data frames."""
