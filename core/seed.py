@@ -604,7 +604,7 @@ def seed(
         times = gen.execution_times()
         first_id = int(conn.execute("SELECT nextval('prompt_executions_id_seq')").fetchone()[0])  # type: ignore[index]
         bar = _progress_bar(options.executions, progress)
-        with _secondary_indexes_deferred(conn, report):
+        with _secondary_indexes_deferred(conn, url, report):
             loaded = _load_executions(
                 url, gen, times, first_id, weights, tiers, owners, quality, bar, on_progress, report
             )
@@ -619,17 +619,20 @@ def seed(
         report.seconds["analyze"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        with conn.transaction():
-            rollups.rebuild_latency_hour(conn, rollups.FAR_PAST, rollups.FAR_FUTURE)
-            rollups.set_watermark(conn)
+        _build_latency_summaries(url, gen.start, end)
+        rollups.set_watermark(conn)
         report.seconds["latency_summaries"] = time.perf_counter() - clock
         conn.execute("ANALYZE execution_rollup_minute, execution_rollup_hour, execution_latency_hour")
     return report
 
 
 @contextmanager
-def _secondary_indexes_deferred(conn: psycopg.Connection, report: SeedReport) -> Iterator[None]:
-    """Drops the executions' secondary indexes for the bulk load and builds them again after it."""
+def _secondary_indexes_deferred(conn: psycopg.Connection, url: str, report: SeedReport) -> Iterator[None]:
+    """Drops the executions' secondary indexes for the bulk load and builds them again after it.
+
+    Each index is made again on the parent alone, then built partition by partition on
+    ``PARALLEL_BUILDS`` connections at once and attached, so both cores build.
+    """
     rows = conn.execute(
         """
         SELECT i.indexname, i.indexdef FROM pg_indexes i
@@ -643,10 +646,93 @@ def _secondary_indexes_deferred(conn: psycopg.Connection, report: SeedReport) ->
         yield
     finally:
         clock = time.perf_counter()
-        conn.execute("SET maintenance_work_mem = '512MB'")
-        for _, definition in rows:
-            conn.execute(definition.replace(" ON ONLY ", " ON "))
+        partitions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'prompt_executions'::regclass ORDER BY 1"
+            )
+        ]
+        builds: list[tuple[str, str, str]] = []
+        for name, definition in rows:
+            parent_sql = _on_only(definition)
+            conn.execute(parent_sql)
+            for partition in partitions:
+                child = f"{partition}_{name.removeprefix('ix_prompt_executions_')}"[:63]
+                builds.append((name, child, _for_partition(parent_sql, name, child, partition)))
+        _run_in_parallel(url, [sql for _, _, sql in builds], setup="SET maintenance_work_mem = '512MB'")
+        for name, child, _ in builds:
+            conn.execute(f'ALTER INDEX "{name}" ATTACH PARTITION "{child}"')
         report.seconds["indexes"] = time.perf_counter() - clock
+
+
+PARALLEL_BUILDS = 2
+
+
+def _on_only(definition: str) -> str:
+    """Makes an index definition apply to the partitioned parent alone."""
+    return definition if " ON ONLY " in definition else definition.replace(" ON ", " ON ONLY ", 1)
+
+
+def _for_partition(parent_sql: str, name: str, child: str, partition: str) -> str:
+    """Turns the parent's ``CREATE INDEX name ON ONLY table ...`` into one partition's index."""
+    head, _, rest = parent_sql.partition(" ON ONLY ")
+    _, _, tail = rest.partition(" ")
+    return f'{head.replace(name, f"{chr(34)}{child}{chr(34)}", 1)} ON "{partition}" {tail}'
+
+
+def _run_in_parallel(url: str, statements: list[str], *, setup: str = "") -> None:
+    """Runs independent statements on ``PARALLEL_BUILDS`` connections, biggest first as given."""
+    pending: queue.Queue[str] = queue.Queue()
+    for statement in statements:
+        pending.put(statement)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with psycopg.connect(_plain(url), autocommit=True) as conn:
+                if setup:
+                    conn.execute(setup)
+                while not failures:
+                    try:
+                        statement = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    conn.execute(statement)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(PARALLEL_BUILDS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def _build_latency_summaries(url: str, start: datetime, end: datetime) -> None:
+    """Builds the hourly latency summaries of [start, end] in two halves on two connections."""
+    lo = start.replace(minute=0, second=0, microsecond=0)
+    hi = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    middle = lo + timedelta(hours=((hi - lo) // timedelta(hours=1)) // 2)
+    failures: list[BaseException] = []
+
+    def build(a: datetime, b: datetime) -> None:
+        try:
+            with psycopg.connect(_plain(url)) as conn, conn.transaction():
+                conn.execute("SET LOCAL work_mem = '256MB'")
+                rollups.rebuild_latency_hour(conn, a, b)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=build, args=span, daemon=True) for span in ((lo, middle), (middle, hi))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def hour_aligned_chunks(times: npt.NDArray[np.datetime64], size: int) -> list[tuple[int, int]]:
