@@ -41,9 +41,10 @@ _PRODUCT = {Permission.TOGGLE_FLAG, Permission.CHANGE_ROLLOUT}
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.VIEW_DASHBOARD}),
-    Role.SUPPORT: frozenset({Permission.VIEW_DASHBOARD, *_SUPPORT}),
+    # Support and product read the audit log too: they check their own changes there.
+    Role.SUPPORT: frozenset({Permission.VIEW_DASHBOARD, Permission.VIEW_AUDIT_LOG, *_SUPPORT}),
     Role.OPERATOR: frozenset({Permission.VIEW_DASHBOARD, *_OPERATOR}),
-    Role.PRODUCT: frozenset({Permission.VIEW_DASHBOARD, *_PRODUCT}),
+    Role.PRODUCT: frozenset({Permission.VIEW_DASHBOARD, Permission.VIEW_AUDIT_LOG, *_PRODUCT}),
     Role.ADMIN: frozenset(Permission),
 }
 

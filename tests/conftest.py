@@ -145,6 +145,9 @@ def test_settings(database_url: str, redis_url: str, redis_prefix: str, **extra:
     )
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test, wherever it is imported
+
+
 SEED_EXECUTIONS = 40_000
 SEED_DAYS = 14
 

@@ -72,3 +72,9 @@ def test_require_raises_a_message_a_person_can_read() -> None:
     assert str(caught.value) == "The support role may not toggle flag."
     assert caught.value.actor == support
     assert caught.value.permission is P.TOGGLE_FLAG
+
+
+def test_every_staff_role_but_viewer_reads_the_audit_log() -> None:
+    for role in (Role.SUPPORT, Role.OPERATOR, Role.PRODUCT, Role.ADMIN):
+        assert can(_actor(role), P.VIEW_AUDIT_LOG), role
+    assert not can(_actor(Role.VIEWER), P.VIEW_AUDIT_LOG)

@@ -1,0 +1,174 @@
+"""Every dependency's health in one shape: pass, warn or fail, with latency and a detail line.
+
+The shape follows the health-check response format for HTTP APIs (status pass/warn/fail, an
+observed time and output), so operators read PostgreSQL, its replica, Redis, Unleash and
+Prometheus the same way. Checks run concurrently, each bounded by its own timeout.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import redis
+from sqlalchemy import Engine, text
+
+from core.bootstrap import Services
+from core.config import Settings
+
+TIMEOUT_SECONDS = 2.0
+SLOW_MS = 250.0
+
+
+class HealthStatus(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    component: str
+    status: HealthStatus
+    latency_ms: float | None
+    detail: str
+    observed_at: datetime
+    required: bool = True
+
+
+def _timed(component: str, probe: Callable[[], str], *, required: bool = True) -> HealthCheck:
+    start = time.perf_counter()
+    try:
+        detail = probe()
+    except Exception as exc:  # a failing dependency is a result here, not an error
+        return HealthCheck(
+            component,
+            HealthStatus.FAIL,
+            (time.perf_counter() - start) * 1000,
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no answer'}",
+            datetime.now(UTC),
+            required,
+        )
+    elapsed = (time.perf_counter() - start) * 1000
+    status = HealthStatus.WARN if elapsed > SLOW_MS else HealthStatus.PASS
+    suffix = f" (slow: over {SLOW_MS:.0f} ms)" if status is HealthStatus.WARN else ""
+    return HealthCheck(component, status, elapsed, detail + suffix, datetime.now(UTC), required)
+
+
+def not_configured(component: str, how: str) -> HealthCheck:
+    """Reports an optional dependency that is not set up, saying how to set it up."""
+    return HealthCheck(component, HealthStatus.WARN, None, f"not configured: {how}", datetime.now(UTC), False)
+
+
+def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck:
+    """Checks that a PostgreSQL answers a query, and reports its version and recovery state."""
+
+    def probe() -> str:
+        with engine.connect() as conn:
+            conn.execute(text(f"SET statement_timeout = {int(TIMEOUT_SECONDS * 1000)}"))
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+            replica = conn.execute(text("SELECT pg_is_in_recovery()")).scalar_one()
+        return f"PostgreSQL {version}{' (replica)' if replica else ''}"
+
+    return _timed(component, probe)
+
+
+def check_redis(client: redis.Redis) -> HealthCheck:
+    """Checks that Redis answers PING, and reports its version and memory use."""
+
+    def probe() -> str:
+        client.ping()
+        info = client.info(section="server")
+        memory = client.info(section="memory")
+        version = info.get("valkey_version") or info.get("redis_version")
+        return f"version {version}, {memory.get('used_memory_human', '?')} used"
+
+    return _timed("Redis", probe, required=False)
+
+
+def check_http(component: str, url: str, *, token: str | None = None) -> HealthCheck:
+    """Checks that an HTTP health endpoint answers 2xx within the timeout."""
+
+    def probe() -> str:
+        request = urllib.request.Request(url, headers={"Authorization": token} if token else {})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:
+                return f"HTTP {answer.status} from {url}"
+        except urllib.error.HTTPError as exc:
+            raise ConnectionError(f"HTTP {exc.code} from {url}") from exc
+
+    return _timed(component, probe, required=False)
+
+
+def run_checks(checks: list[Callable[[], HealthCheck]]) -> list[HealthCheck]:
+    """Runs the checks concurrently and returns their results in the order given."""
+    with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
+        return list(pool.map(lambda check: check(), checks))
+
+
+def overall(results: list[HealthCheck]) -> HealthStatus:
+    """Sums results up: fail when a required part fails, warn when anything is not passing."""
+    if any(r.status is HealthStatus.FAIL and r.required for r in results):
+        return HealthStatus.FAIL
+    if any(r.status is not HealthStatus.PASS for r in results):
+        return HealthStatus.WARN
+    return HealthStatus.PASS
+
+
+def dependency_checks(
+    settings: Settings,
+    primary: Engine,
+    replica: Engine | None,
+    client: redis.Redis,
+    unleash_url: str | None,
+    prometheus_url: str | None,
+) -> list[Callable[[], HealthCheck]]:
+    """Lists the checks of every dependency the dashboard uses, configured or not."""
+    checks: list[Callable[[], HealthCheck]] = [lambda: check_postgres(primary)]
+    if replica is not None:
+        checks.append(lambda: check_postgres(replica, "PostgreSQL replica"))
+    else:
+        checks.append(lambda: not_configured("PostgreSQL replica", "set KROWOC_DATABASE_REPLICA_URL"))
+    checks.append(lambda: check_redis(client))
+    if unleash_url:
+        checks.append(lambda: check_http("Unleash", unleash_url.rstrip("/").removesuffix("/api") + "/health"))
+    else:
+        how = "install Node 18-20 and run `krowoc-admin stack up`" if settings.embedded else "set KROWOC_UNLEASH_URL"
+        checks.append(lambda: not_configured("Unleash", how))
+    if prometheus_url:
+        checks.append(lambda: check_http("Prometheus", prometheus_url.rstrip("/") + "/-/ready"))
+    else:
+        how = (
+            "apt-get install prometheus, then `krowoc-admin stack up`"
+            if settings.embedded
+            else "set KROWOC_PROMETHEUS_URL"
+        )
+        checks.append(lambda: not_configured("Prometheus", how))
+    return checks
+
+
+def check_services(services: Services) -> list[HealthCheck]:
+    """Checks every dependency of a running set of services."""
+    from core.prometheus_server import resolve_prometheus_url
+    from core.unleash_server import resolve_endpoint
+
+    settings = services.settings
+    try:
+        endpoint = resolve_endpoint(settings)
+    except Exception:  # an unreadable embedded Unleash state counts as "not configured"
+        endpoint = None
+    checks = dependency_checks(
+        settings,
+        services.db.primary,
+        services.db.replica,
+        services.redis,
+        endpoint.base_url if endpoint else None,
+        resolve_prometheus_url(settings),
+    )
+    return run_checks(checks)

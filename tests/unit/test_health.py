@@ -1,0 +1,55 @@
+"""The health summary rules and the HTTP check against a real local server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from core.health import HealthCheck, HealthStatus, check_http, not_configured, overall
+
+
+def _check(status: HealthStatus, *, required: bool) -> HealthCheck:
+    return HealthCheck("x", status, 1.0, "", datetime.now(UTC), required)
+
+
+def test_a_failing_required_part_fails_the_whole() -> None:
+    assert overall([_check(HealthStatus.PASS, required=True), _check(HealthStatus.FAIL, required=True)]) == "fail"
+
+
+def test_an_optional_part_failing_or_missing_only_warns() -> None:
+    assert overall([_check(HealthStatus.PASS, required=True), _check(HealthStatus.FAIL, required=False)]) == "warn"
+    assert overall([_check(HealthStatus.PASS, required=True), not_configured("Unleash", "set it")]) == "warn"
+    assert overall([_check(HealthStatus.PASS, required=True)]) == "pass"
+
+
+@pytest.fixture()
+def http_server() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/health" else 503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_check_passes_on_2xx_and_fails_otherwise(http_server: str) -> None:
+    assert check_http("svc", f"{http_server}/health").status is HealthStatus.PASS
+    failed = check_http("svc", f"{http_server}/other")
+    assert failed.status is HealthStatus.FAIL
+    assert "HTTP 503" in failed.detail
+    closed = check_http("svc", "http://127.0.0.1:1/health")
+    assert closed.status is HealthStatus.FAIL and closed.latency_ms is not None
