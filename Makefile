@@ -75,6 +75,7 @@ demo: install ## Start the embedded stack, migrate, seed a month of traffic (onc
 	$(BIN)/krowoc-admin migrate
 	$(BIN)/krowoc-admin partitions ensure --months-ahead $(PARTITION_MONTHS_AHEAD)
 	$(BIN)/krowoc-admin seed --executions $(DEMO_EXECUTIONS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) --if-empty
+	$(BIN)/krowoc-admin leaderboards refresh
 	@echo
 	@echo "  Krowoc Admin is starting at http://$(DEMO_ADDRESS):$(DEMO_PORT)  (Ctrl-C stops it;"
 	@echo "  the database and Valkey keep running until 'make stack-down')"

@@ -10,9 +10,21 @@ from typing import Any
 import redis
 
 from core.audit import AuditLog, EventPublisher
+from core.cache import Cache, CachedLeaderboards, CachedPrompts, CachedUsers
+from core.cache.service import CacheService, RateLimitService
 from core.config import Settings, get_settings
 from core.db import Database
+from core.events import AdminEventConsumer, dropping_on_invalidation, notices_channel
+from core.flags.service import FlagService, build_flag_service
+from core.leaderboards import LeaderboardService
+from core.prometheus import PrometheusClient
+from core.prometheus_server import resolve_prometheus_url
+from core.providers.breaker import CircuitBreakers
+from core.providers.service import ProviderHealth
+from core.providers.simulated import PROVIDERS
+from core.ratelimit import RateLimiter
 from core.stack import resolve_urls
+from core.users import RedisUserSessions, UserService
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,7 @@ class RedisEvents:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.stream = f"{prefix}{ADMIN_EVENTS_STREAM}"
+        self.notices = notices_channel(prefix)
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
         try:
@@ -45,6 +58,7 @@ class RedisEvents:
                 maxlen=10_000,
                 approximate=True,
             )
+            self.client.publish(self.notices, json.dumps({"kind": kind, **payload}, default=str))
         except redis.RedisError as exc:
             log.warning("admin event %s not published: %s", kind, exc)
 
@@ -56,11 +70,31 @@ class Services:
     redis: redis.Redis
     events: EventPublisher
     audit: AuditLog
+    users: UserService
+    leaderboards: LeaderboardService
+    cache: Cache
+    cached_users: CachedUsers
+    cached_prompts: CachedPrompts
+    cached_leaderboards: CachedLeaderboards
+    cache_admin: CacheService
+    rate_limits: RateLimitService
+    admin_events: AdminEventConsumer
+    provider_health: ProviderHealth
+    prometheus: PrometheusClient | None
+    flags: FlagService
 
     def close(self) -> None:
         """Releases pooled connections."""
+        self.admin_events.stop()
+        self.flags.close()
+        self.cache.counters.flush()
         self.db.dispose()
         self.redis.close()
+
+
+def _prometheus(settings: Settings) -> PrometheusClient | None:
+    url = resolve_prometheus_url(settings)
+    return PrometheusClient(url) if url else None
 
 
 def build_services(settings: Settings | None = None) -> Services:
@@ -76,4 +110,32 @@ def build_services(settings: Settings | None = None) -> Services:
     )
     client = make_redis(urls.redis_url)
     events = RedisEvents(client, settings.redis_key_prefix)
-    return Services(settings=settings, db=db, redis=client, events=events, audit=AuditLog(db, events))
+    audit = AuditLog(db, events)
+    cache = Cache(client, settings.redis_key_prefix)
+    # Read the admin events (drop the memory tier on an invalidation) once this process uses that tier.
+    admin_events = AdminEventConsumer(
+        client, settings.redis_key_prefix, on_event=dropping_on_invalidation(cache.drop_local)
+    )
+    cache.on_first_memory_use = admin_events.start
+    cached_users = CachedUsers(cache, db)
+    users = UserService(db, audit, RedisUserSessions(client, settings.redis_key_prefix), cached_users)
+    leaderboards = LeaderboardService(db, audit, CachedLeaderboards(cache, db))
+    return Services(
+        settings=settings,
+        db=db,
+        redis=client,
+        events=events,
+        audit=audit,
+        users=users,
+        leaderboards=leaderboards,
+        cache=cache,
+        cached_users=cached_users,
+        cached_prompts=CachedPrompts(cache, db),
+        cached_leaderboards=CachedLeaderboards(cache, db),
+        cache_admin=CacheService(cache, audit),
+        rate_limits=RateLimitService(RateLimiter(client, settings.redis_key_prefix), cached_users, audit),
+        admin_events=admin_events,
+        provider_health=ProviderHealth(CircuitBreakers(client, settings.redis_key_prefix), audit, PROVIDERS),
+        prometheus=_prometheus(settings),
+        flags=build_flag_service(settings, audit, client),
+    )

@@ -12,8 +12,12 @@ from pydantic import ValidationError
 
 from core import migrate as migrations
 from core import rollups as rollup_builder
+from core import rollups_refresh, simulator
+from core.cache.cli import cache_app
 from core.config import Settings, get_settings
 from core.db import DatabaseUnavailable, normalize_url
+from core.flags import cli as flags_cli
+from core.leaderboards import cli as leaderboards_cli
 from core.models import InvalidInput
 from core.stack import EmbeddedStack, StackError, resolve_urls
 
@@ -31,6 +35,11 @@ rollups_app = typer.Typer(help="Maintain the minute and hour rollups.", no_args_
 app.add_typer(stack_app, name="stack")
 app.add_typer(partitions_app, name="partitions")
 app.add_typer(rollups_app, name="rollups")
+app.add_typer(flags_cli.flags_app, name="flags")
+app.add_typer(leaderboards_cli, name="leaderboards")
+app.add_typer(cache_app, name="cache")
+rollups_app.command("refresh")(rollups_refresh.refresh_command)
+app.command("simulate")(simulator.simulate_command)
 
 
 def _settings() -> Settings:
@@ -70,9 +79,11 @@ def stack_up() -> None:
         typer.echo("Real servers are configured through KROWOC_* URLs; nothing embedded is started.")
         return
     stack = EmbeddedStack(settings)
-    urls = stack.up()
+    urls = stack.up(with_unleash=True, with_prometheus=True)
     typer.echo(f"PostgreSQL  {urls.database_url}")
     typer.echo(f"Valkey      {urls.redis_url}")
+    typer.echo(f"Unleash     {stack.unleash_note}")
+    typer.echo(f"Prometheus  {stack.prometheus_note}")
 
 
 @stack_app.command("down")
@@ -88,6 +99,7 @@ def stack_status() -> None:
     for part in EmbeddedStack(_settings()).status():
         state = f"running (pid {part.pid})" if part.running else "stopped"
         typer.echo(f"{part.name:<10} {state:<22} {part.url}")
+    typer.echo(flags_cli.unleash_status_line())
 
 
 @app.command("migrate")

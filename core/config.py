@@ -32,8 +32,13 @@ class Settings(BaseSettings):
     state_dir: Path = PROJECT_ROOT / ".krowoc"
     embedded_postgres_port: int = 54329
     embedded_redis_port: int = 63799
+    embedded_unleash_port: int = 44242
+    unleash_timeout_seconds: float = Field(default=3.0, gt=0, description="Timeout of one Unleash Admin API call.")
+    unleash_refresh_seconds: int = Field(default=5, ge=1, description="How often the Unleash client refetches flags.")
+    unleash_backup_dir: Path | None = Field(default=None, description="Unleash client backup; default state_dir.")
 
     statement_timeout_ms: int = Field(default=5000, ge=100, description="Dashboard read timeout.")
+    execution_retention_days: int = Field(default=400, ge=1, description="Days of executions kept and shown.")
     pool_size: int = Field(default=5, ge=1)
     replica_retry_seconds: float = Field(default=30.0, ge=0)
 

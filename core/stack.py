@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 
+from core import prometheus_server, unleash_server
 from core.config import Settings
 
 PG_USER = "postgres"
@@ -191,8 +192,8 @@ class EmbeddedStack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self) -> StackUrls:
-        """Starts whatever is not running yet; a second call is a no-op."""
+    def up(self, *, with_unleash: bool = False, with_prometheus: bool = False) -> StackUrls:
+        """Starts whatever is not running yet (and Unleash when asked and node exists); a second call is a no-op."""
         if self.settings.database_url or self.settings.redis_url:
             raise StackError(
                 "KROWOC_DATABASE_URL / KROWOC_REDIS_URL are set: real servers are configured, "
@@ -207,6 +208,10 @@ class EmbeddedStack:
         self._up_postgres()
         self._up_valkey()
         urls = self.urls()
+        if with_unleash:  # never raises: without node it says how to get it and the rest stays up
+            self.unleash_note = unleash_server.start_embedded(self.settings, urls.database_url)
+        if with_prometheus:  # never raises: without the binary it says how to get it
+            self.prometheus_note = prometheus_server.start_embedded(self.settings)
         self.state_file.write_text(json.dumps(asdict(urls), indent=2) + "\n")
         return urls
 
@@ -343,6 +348,10 @@ class EmbeddedStack:
     def down(self) -> list[str]:
         """Stops the servers this stack started; returns what it stopped."""
         stopped: list[str] = []
+        if prometheus_server.PrometheusServer(self.settings).down():
+            stopped.append("prometheus")
+        if unleash_server.embedded_server(self.settings, self.urls().database_url).down():
+            stopped.append("unleash")
         if self._pg_pid() is not None:
             user = OS_USER if os.geteuid() == 0 else None
             self._pg(user, [str(_pg_bin() / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"])

@@ -185,10 +185,30 @@ class _RollupMixin:
 
 class MinuteRollupRow(_RollupMixin, Base):
     __tablename__ = "execution_rollup_minute"
+    __table_args__ = (
+        Index(
+            "ix_execution_rollup_minute_counts",
+            "bucket_start",
+            "error_category",
+            "provider",
+            "model",
+            postgresql_include=["executions"],
+        ),
+    )
 
 
 class HourRollupRow(_RollupMixin, Base):
     __tablename__ = "execution_rollup_hour"
+    __table_args__ = (
+        Index(
+            "ix_execution_rollup_hour_counts",
+            "bucket_start",
+            "error_category",
+            "provider",
+            "model",
+            postgresql_include=["executions"],
+        ),
+    )
 
 
 class LatencyHourRow(Base):
@@ -201,6 +221,18 @@ class LatencyHourRow(Base):
     """
 
     __tablename__ = "execution_latency_hour"
+    __table_args__ = (
+        Index(
+            "ix_execution_latency_hour_quantiles",
+            "bucket_start",
+            "provider",
+            "model",
+            postgresql_include=[
+                *(f"latency_{q}" for q in ("count", "p50", "p90", "p95", "p99")),
+                *(f"ttfb_{q}" for q in ("count", "p50", "p90", "p95", "p99")),
+            ],
+        ),
+    )
 
     bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -28,9 +28,22 @@ class PageEntry:
 
 # One line per page, grouped by the people who use it; the first page opens by default.
 NAVIGATION: dict[str, tuple[PageEntry, ...]] = {
-    "Operate": (PageEntry("overview.py", "Overview", ":material/monitoring:"),),
-    "Support": (),
-    "Product": (),
+    "Operate": (
+        PageEntry("overview.py", "Overview", ":material/monitoring:"),
+        PageEntry("errors.py", "Errors", ":material/error:"),
+        PageEntry("latency.py", "Latency", ":material/speed:"),
+        PageEntry("leaderboards.py", "Leaderboards", ":material/leaderboard:"),
+        PageEntry("cache.py", "Cache", ":material/memory:"),
+    ),
+    "Support": (
+        PageEntry("executions.py", "Executions", ":material/manage_search:"),
+        PageEntry("users.py", "Users", ":material/person_search:"),
+    ),
+    "Product": (PageEntry("flags.py", "Feature flags", ":material/toggle_on:"),),
+    "Admin": (
+        PageEntry("audit_log.py", "Audit log", ":material/history:", Permission.VIEW_AUDIT_LOG),
+        PageEntry("health.py", "Health", ":material/health_and_safety:"),
+    ),
 }
 
 

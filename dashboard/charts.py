@@ -62,9 +62,17 @@ def latency_trace(latency: pd.DataFrame, *, name: str = "p95 latency") -> go.Sca
 
 
 def overview_timeline(
-    executions: pd.DataFrame, latency: pd.DataFrame, *, window: TimeWindow, grain: Grain
+    executions: pd.DataFrame,
+    latency: pd.DataFrame,
+    *,
+    window: TimeWindow,
+    grain: Grain,
+    incidents: pd.DataFrame | None = None,
 ) -> go.Figure:
-    """Stack throughput, error rate and p95 latency on one shared time axis covering ``window``."""
+    """Stack throughput, error rate and p95 latency on one shared time axis covering ``window``.
+
+    Each incident (where the error rate leaves its baseline) is a dotted line across all three.
+    """
     figure = make_subplots(
         rows=3,
         cols=1,
@@ -80,6 +88,8 @@ def overview_timeline(
     figure.update_yaxes(rangemode="tozero", row=1, col=1)
     figure.update_yaxes(tickformat=".1%", rangemode="tozero", row=2, col=1)
     figure.update_yaxes(ticksuffix=" ms", rangemode="tozero", row=3, col=1)
+    for start in [] if incidents is None else incidents["bucket_start"]:
+        figure.add_vline(x=start, line_dash="dot", line_color="#b91c1c", line_width=1.5, row="all", col=1)
     figure.update_layout(
         height=720,
         showlegend=False,

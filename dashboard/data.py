@@ -6,15 +6,21 @@ session looking at the same range within that time shares one database round tri
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
+from core.cache.service import CacheUnavailable
 from core.config import get_settings
-from core.models import TimeWindow
+from core.db import DatabaseUnavailable
+from core.flags.service import TARGET_TYPE as FLAG_TARGET
+from core.health import HealthStatus, check_services, overall
+from core.models import AuditOutcome, TimeWindow
 from dashboard.services import services, settings_key
 from queries import overview
+from queries.errors import detect_spikes
 from queries.overview import ExecutionTotals, Grain
 
 CACHE_TTL = timedelta(seconds=30)
@@ -57,3 +63,60 @@ def _executions_over_time(settings: str, start: datetime, end: datetime, grain: 
 def _p95_latency_over_time(settings: str, start: datetime, end: datetime, grain: Grain) -> pd.DataFrame:
     with services().db.read() as conn:
         return overview.p95_latency_over_time(conn, TimeWindow(start=start, end=end), grain=grain)
+
+
+# -- the other parts of the platform, for the Overview's headline row -----------------------------
+
+
+@dataclass(frozen=True)
+class PlatformPulse:
+    """What the Overview shows beside the executions: cache, flags and dependency health."""
+
+    cache_hit_ratio: float | None
+    cache_down: bool
+    flags_changed_24h: int | None
+    health: HealthStatus
+    unhealthy: tuple[str, ...]
+
+
+PULSE_TTL = timedelta(seconds=15)
+
+
+def platform_pulse() -> PlatformPulse:
+    """Return the cache hit ratio (5 min), flags changed in 24 h and the dependencies' overall health."""
+    return _platform_pulse(settings_key(get_settings()))
+
+
+@st.cache_data(ttl=PULSE_TTL, show_spinner=False)
+def _platform_pulse(settings: str) -> PlatformPulse:
+    built = services()
+    ratio: float | None = None
+    cache_down = False
+    try:
+        counts = built.cache_admin.counts(5)
+        hits = sum(c.hits for c in counts)
+        decided = hits + sum(c.misses for c in counts)
+        ratio = hits / decided if decided else None
+    except CacheUnavailable:
+        cache_down = True
+    try:
+        since = datetime.now(UTC) - timedelta(hours=24)
+        changes = built.audit.search(target_type=FLAG_TARGET, since=since, limit=1000)
+        flags_changed: int | None = len({c.target_id for c in changes if c.outcome is AuditOutcome.SUCCESS})
+    except DatabaseUnavailable:
+        flags_changed = None
+    results = check_services(built)
+    return PlatformPulse(
+        cache_hit_ratio=ratio,
+        cache_down=cache_down,
+        flags_changed_24h=flags_changed,
+        health=overall(results),
+        unhealthy=tuple(r.component for r in results if r.status is HealthStatus.FAIL),
+    )
+
+
+def incidents(series: pd.DataFrame) -> pd.DataFrame:
+    """Return where the error rate of an executions-over-time frame leaves its baseline."""
+    if series.empty:
+        return pd.DataFrame({"bucket_start": [], "rate": [], "baseline": []})
+    return detect_spikes(series.rename(columns={"error_rate": "rate"}))

@@ -269,6 +269,34 @@ def upgrade() -> None:
         ["error_category", "created_at"],
         unique=False,
     )
+    # The latency charts read the hourly quantiles from this index alone, not the rows' histograms.
+    op.create_index(
+        "ix_execution_latency_hour_quantiles",
+        "execution_latency_hour",
+        ["bucket_start", "provider", "model"],
+        unique=False,
+        postgresql_include=[
+            "latency_count",
+            "latency_p50",
+            "latency_p90",
+            "latency_p95",
+            "latency_p99",
+            "ttfb_count",
+            "ttfb_p50",
+            "ttfb_p90",
+            "ttfb_p95",
+            "ttfb_p99",
+        ],
+    )
+    for grain in ("minute", "hour"):
+        # Counts by bucket and error category read from this index alone, not the wide rows.
+        op.create_index(
+            f"ix_execution_rollup_{grain}_counts",
+            f"execution_rollup_{grain}",
+            ["bucket_start", "error_category", "provider", "model"],
+            unique=False,
+            postgresql_include=["executions"],
+        )
     op.create_table(
         "execution_error_hour",
         sa.Column("bucket_start", postgresql.TIMESTAMP(timezone=True), nullable=False),
@@ -355,6 +383,9 @@ def downgrade() -> None:
     op.drop_index("ix_prompts_owner_id", table_name="prompts")
     op.drop_table("prompts")
     op.drop_table("execution_error_hour")
+    op.drop_index("ix_execution_latency_hour_quantiles", table_name="execution_latency_hour")
+    op.drop_index("ix_execution_rollup_hour_counts", table_name="execution_rollup_hour")
+    op.drop_index("ix_execution_rollup_minute_counts", table_name="execution_rollup_minute")
     op.drop_index("ix_prompt_executions_error_category_created_at", table_name="prompt_executions")
     op.drop_index("ix_prompt_executions_latency_ms", table_name="prompt_executions")
     op.drop_index("ix_prompt_executions_user_id_created_at", table_name="prompt_executions")

@@ -48,9 +48,7 @@ def _audit_rows(services: Services) -> list[Row[Any]]:
 def test_success_writes_one_row_with_the_change(services: Services, support_actor: Actor) -> None:
     with _add_user(services, user_id=1, who=support_actor) as action:
         action.before = None
-        action.conn.execute(
-            insert(UserRow).values(id=1, email="ada@example.com", display_name="Ada", tier="free")
-        )
+        action.conn.execute(insert(UserRow).values(id=1, email="ada@example.com", display_name="Ada", tier="free"))
         action.after = {"tier": "free", "status": "active"}
 
     assert _user_count(services, "ada@example.com") == 1
@@ -76,9 +74,7 @@ def test_a_failing_body_leaves_no_change_and_a_failed_row(services: Services, su
     with pytest.raises(RuntimeError, match="provider exploded"):  # noqa: SIM117
         with _add_user(services, user_id=2, who=support_actor) as action:
             action.before = {"tier": "free"}
-            action.conn.execute(
-                insert(UserRow).values(id=2, email="bob@example.com", display_name="Bob", tier="pro")
-            )
+            action.conn.execute(insert(UserRow).values(id=2, email="bob@example.com", display_name="Bob", tier="pro"))
             raise RuntimeError("provider exploded")
 
     assert _user_count(services, "bob@example.com") == 0
@@ -93,9 +89,7 @@ def test_a_failing_body_leaves_no_change_and_a_failed_row(services: Services, su
 def test_a_database_error_in_the_body_is_recorded_as_failed(services: Services, support_actor: Actor) -> None:
     with pytest.raises(DBAPIError):  # noqa: SIM117
         with _add_user(services, user_id=3, who=support_actor) as action:
-            action.conn.execute(
-                insert(UserRow).values(id=3, email="x@example.com", display_name="X", tier="platinum")
-            )
+            action.conn.execute(insert(UserRow).values(id=3, email="x@example.com", display_name="X", tier="platinum"))
     assert [r.outcome for r in _audit_rows(services)] == ["failed"]
     assert _user_count(services, "x@example.com") == 0
 
@@ -116,9 +110,7 @@ def test_denied_actor_changes_nothing_and_is_recorded(services: Services) -> Non
 
 
 @pytest.mark.parametrize("reason", [None, "", "   "])
-def test_missing_reason_is_invalid_and_recorded(
-    services: Services, support_actor: Actor, reason: str | None
-) -> None:
+def test_missing_reason_is_invalid_and_recorded(services: Services, support_actor: Actor, reason: str | None) -> None:
     ran = False
     with pytest.raises(InvalidInput, match="Give a reason"):  # noqa: SIM117
         with _add_user(services, user_id=5, who=support_actor, reason=reason):
@@ -140,14 +132,10 @@ def test_too_long_reason_is_invalid_and_recorded(services: Services, support_act
     assert services.audit.latest()[0].outcome is AuditOutcome.SUCCESS
 
 
-def test_invalid_input_raised_by_the_body_is_recorded_as_invalid(
-    services: Services, support_actor: Actor
-) -> None:
+def test_invalid_input_raised_by_the_body_is_recorded_as_invalid(services: Services, support_actor: Actor) -> None:
     with pytest.raises(InvalidInput, match="no such tier"):  # noqa: SIM117
         with _add_user(services, user_id=7, who=support_actor) as action:
-            action.conn.execute(
-                insert(UserRow).values(id=7, email="hal@example.com", display_name="Hal", tier="free")
-            )
+            action.conn.execute(insert(UserRow).values(id=7, email="hal@example.com", display_name="Hal", tier="free"))
             raise InvalidInput("no such tier: platinum")
     assert _user_count(services, "hal@example.com") == 0
     (record,) = services.audit.latest()
@@ -171,9 +159,7 @@ def test_optional_reason(services: Services, operator_actor: Actor) -> None:
 def test_the_body_can_name_the_target(services: Services, support_actor: Actor) -> None:
     with _add_user(services, user_id=0, who=support_actor) as action:
         new_id = action.conn.execute(
-            insert(UserRow)
-            .values(id=8, email="ivy@example.com", display_name="Ivy", tier="team")
-            .returning(UserRow.id)
+            insert(UserRow).values(id=8, email="ivy@example.com", display_name="Ivy", tier="team").returning(UserRow.id)
         ).scalar_one()
         action.target_id = str(new_id)
     assert services.audit.latest()[0].target_id == "8"
@@ -232,13 +218,9 @@ def test_search_filters(services: Services) -> None:
     omar = actor(Role.OPERATOR, "omar@krowoc.test")
     viewer = actor(Role.VIEWER, "val@krowoc.test")
     common = {"reason": "ticket 123", "target_type": "user"}
-    with services.audit.action(
-        alice, "user.suspend", permission=Permission.SUSPEND_USER, target_id="1", **common
-    ):
+    with services.audit.action(alice, "user.suspend", permission=Permission.SUSPEND_USER, target_id="1", **common):
         pass
-    with services.audit.action(
-        alice, "user.tier", permission=Permission.CHANGE_USER_TIER, target_id="2", **common
-    ):
+    with services.audit.action(alice, "user.tier", permission=Permission.CHANGE_USER_TIER, target_id="2", **common):
         pass
     with services.audit.action(
         omar,
@@ -250,9 +232,7 @@ def test_search_filters(services: Services) -> None:
     ):
         pass
     with pytest.raises(PermissionDenied):  # noqa: SIM117
-        with services.audit.action(
-            viewer, "user.suspend", permission=Permission.SUSPEND_USER, target_id="1", **common
-        ):
+        with services.audit.action(viewer, "user.suspend", permission=Permission.SUSPEND_USER, target_id="1", **common):
             pass
 
     def ids(**filters: object) -> list[tuple[str, str, str]]:
@@ -268,9 +248,7 @@ def test_search_filters(services: Services) -> None:
     ]
     assert ids(target_type="cache_tier") == [("omar@krowoc.test", "cache.invalidate", "memory")]
     assert ids(target_type="user", target_id="2") == [("alice@krowoc.test", "user.tier", "2")]
-    assert ids(actor="alice@krowoc.test", action="user.suspend") == [
-        ("alice@krowoc.test", "user.suspend", "1")
-    ]
+    assert ids(actor="alice@krowoc.test", action="user.suspend") == [("alice@krowoc.test", "user.suspend", "1")]
     assert len(ids()) == 4
     assert len(services.audit.search(limit=2)) == 2
     assert ids(actor="nobody@krowoc.test") == []

@@ -52,9 +52,7 @@ def replica_url(make_database: Callable[..., str]) -> str:
 def test_read_is_read_only(open_database: Callable[..., Database], primary_url: str) -> None:
     db = open_database(primary_url)
     with pytest.raises(DBAPIError) as caught, db.read() as conn:
-        conn.execute(
-            text("INSERT INTO users (id, email, display_name, tier) VALUES (1, 'a@b.c', 'A', 'free')")
-        )
+        conn.execute(text("INSERT INTO users (id, email, display_name, tier) VALUES (1, 'a@b.c', 'A', 'free')"))
     assert caught.value.orig is not None
     assert caught.value.orig.sqlstate == "25006"  # type: ignore[attr-defined]  # read_only_sql_transaction
     with db.write() as conn:
@@ -74,14 +72,10 @@ def test_read_has_the_statement_timeout(open_database: Callable[..., Database], 
     with db.write() as conn:
         assert conn.execute(text("SHOW statement_timeout")).scalar_one() == baseline
         assert conn.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
-        conn.execute(
-            text("INSERT INTO users (id, email, display_name, tier) VALUES (1, 'a@b.c', 'A', 'free')")
-        )
+        conn.execute(text("INSERT INTO users (id, email, display_name, tier) VALUES (1, 'a@b.c', 'A', 'free')"))
 
 
-def test_a_query_beyond_the_timeout_is_cancelled(
-    open_database: Callable[..., Database], primary_url: str
-) -> None:
+def test_a_query_beyond_the_timeout_is_cancelled(open_database: Callable[..., Database], primary_url: str) -> None:
     db = open_database(primary_url)
     with pytest.raises(OperationalError) as caught, db.read(timeout_ms=200) as conn:
         conn.execute(text("SELECT pg_sleep(30)"))
@@ -107,18 +101,14 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(
     assert db.replica_healthy
 
 
-def test_without_a_replica_reads_use_the_primary(
-    open_database: Callable[..., Database], primary_url: str
-) -> None:
+def test_without_a_replica_reads_use_the_primary(open_database: Callable[..., Database], primary_url: str) -> None:
     db = open_database(primary_url)
     with db.read() as conn:
         assert conn.execute(text("SELECT current_database()")).scalar_one() == _name(primary_url)
     assert not db.replica_healthy
 
 
-def test_a_dead_replica_falls_back_to_the_primary(
-    open_database: Callable[..., Database], primary_url: str
-) -> None:
+def test_a_dead_replica_falls_back_to_the_primary(open_database: Callable[..., Database], primary_url: str) -> None:
     db = open_database(primary_url, CLOSED, replica_retry_seconds=3600)
     assert db.replica is not None
     attempts: list[int] = []

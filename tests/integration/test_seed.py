@@ -114,12 +114,19 @@ def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -
             ).fetchall()
         )
         categories = {r[0] for r in conn.execute("SELECT DISTINCT error_category FROM prompt_executions")}
-        worst_openai_minute_rate = conn.execute(
+        # The worst 45-minute stretch of OpenAI's provider_unavailable rate: the outage lasts 45
+        # minutes at +55 %, so some stretch of three quarter-hours is mostly inside it, while the
+        # 0.3 % base rate makes even 30 % in a stretch of 10+ executions practically impossible.
+        worst_openai_rate = conn.execute(
             """
             SELECT max(failed::float / total) FROM (
-              SELECT date_trunc('hour', created_at) h, count(*) total,
-                     count(*) FILTER (WHERE error_category = 'provider_unavailable') failed
-              FROM prompt_executions WHERE provider = 'openai' GROUP BY 1 HAVING count(*) >= 20) t
+              SELECT sum(total) OVER w AS total, sum(failed) OVER w AS failed FROM (
+                SELECT date_bin('15 minutes', created_at, timestamptz '2000-01-01') AS h, count(*) AS total,
+                       count(*) FILTER (WHERE error_category = 'provider_unavailable') AS failed
+                FROM prompt_executions WHERE provider = 'openai' GROUP BY 1
+              ) AS quarters
+              WINDOW w AS (ORDER BY h ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING)
+            ) AS stretches WHERE total >= 10
             """
         ).fetchone()
         (payloads,) = conn.execute("SELECT count(*) FROM execution_payloads").fetchone()  # type: ignore[misc]
@@ -132,7 +139,7 @@ def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -
     assert medians["gpt-4o-mini"] < medians["gpt-4o"] < medians["o3-mini"]
     assert by_hour[15] > 2 * by_hour[3], "the daily traffic wave peaks in the afternoon"
     assert {"provider_unavailable", "provider_rate_limited", "content_filtered", None} <= categories
-    assert worst_openai_minute_rate is not None and worst_openai_minute_rate[0] > 0.2, "the outage shows"
+    assert worst_openai_rate is not None and worst_openai_rate[0] > 0.3, "the outage shows"
     assert 0 < payloads < executions * 0.05
     assert cost_ok
     assert span is not None and span[0] > timedelta(days=SEED_DAYS - 1)

@@ -117,9 +117,7 @@ def test_up_starts_postgres_and_valkey_and_reports_their_urls(
         "redis_url": urls.redis_url,
     }
     with psycopg.connect(urls.database_url) as conn:
-        row = conn.execute(
-            "SELECT current_database(), current_setting('port'), current_setting('listen_addresses')"
-        )
+        row = conn.execute("SELECT current_database(), current_setting('port'), current_setting('listen_addresses')")
         assert row.fetchone() == ("krowoc", str(stack.pg_port), "127.0.0.1")
     client = redis.Redis.from_url(urls.redis_url)
     try:

@@ -130,6 +130,18 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
             "ttfb_counts": [1],
         },
     ],
+    "execution_error_hour": [
+        {
+            "bucket_start": OLD_MONTH.replace(minute=0),
+            "provider": "openai",
+            "model": "gpt-4o",
+            "error_category": "provider_unavailable",
+            "error_code": "service_unavailable",
+            "error_message": "Service temporarily unavailable",
+            "executions": 3,
+            "last_seen_at": OLD_MONTH,
+        }
+    ],
     "execution_latency_hour": [
         {
             "bucket_start": OLD_MONTH.replace(minute=0),
@@ -245,6 +257,7 @@ ORDER = {
     "execution_rollup_minute": "bucket_start, provider, model, status, error_category",
     "execution_rollup_hour": "bucket_start, provider, model, status, error_category",
     "execution_latency_hour": "bucket_start, provider, model",
+    "execution_error_hour": "bucket_start, provider, model, error_category, error_code, error_message",
     "leaderboard_snapshots": "computed_at, subject_type, time_window, rank",
     "audit_log": "id",
     "rollup_watermarks": "name",

@@ -60,9 +60,7 @@ def test_a_specific_message_wins_over_a_generic_status() -> None:
         C.CONTEXT_LENGTH_EXCEEDED
     )
     # A 500 whose message is a content-policy refusal is a content filter, not an outage.
-    assert (
-        classify(ProviderError("google", 500, None, "blocked by moderation")).category is C.CONTENT_FILTERED
-    )
+    assert classify(ProviderError("google", 500, None, "blocked by moderation")).category is C.CONTENT_FILTERED
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,7 @@ def test_bucket_of_matches_bucket_sql_in_postgresql(servers: tuple[str, str]) ->
     url = servers[0].replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            f"SELECT array_agg({bucket_sql('v')} ORDER BY i) "
-            "FROM unnest(%s::float8[]) WITH ORDINALITY AS t(v, i)",
+            f"SELECT array_agg({bucket_sql('v')} ORDER BY i) FROM unnest(%s::float8[]) WITH ORDINALITY AS t(v, i)",
             (values.tolist(),),
         ).fetchone()
         ints = conn.execute(

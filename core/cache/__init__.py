@@ -1,0 +1,16 @@
+"""The tiered cache: key functions, cache-aside reads, counters, and the operator's cache service."""
+
+from core.cache.keys import CacheKey, CacheTier, Namespace
+from core.cache.reads import CachedLeaderboards, CachedPrompts, CachedUsers, LeaderboardSnapshot
+from core.cache.store import Cache
+
+__all__ = [
+    "Cache",
+    "CacheKey",
+    "CacheTier",
+    "CachedLeaderboards",
+    "CachedPrompts",
+    "CachedUsers",
+    "LeaderboardSnapshot",
+    "Namespace",
+]

@@ -1,0 +1,548 @@
+"""What operators do with the cache and support with rate limits: look, invalidate, reset.
+
+Invalidations and resets are admin actions: permission-checked, validated and audited through
+``AuditLog.action`` (denied, invalid and failed attempts too), which also publishes them on the
+admin-events stream so every dashboard instance drops its memory tier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import statistics
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import redis
+from pydantic import BaseModel, ConfigDict
+
+from core.audit import AuditLog
+from core.cache.keys import TIERS, CacheTier, Namespace, info_samples_key, namespace_prefix
+from core.cache.reads import CachedUsers
+from core.cache.stats import CacheCounters, TierCounts
+from core.cache.store import Cache
+from core.models import Actor, InvalidInput
+from core.ratelimit import BucketState, RateLimiter
+from core.rbac import Permission, require
+
+log = logging.getLogger(__name__)
+
+SAMPLE_LIMIT = 10_000
+TTL_SAMPLE = 500
+"""TTLs read per namespace from the key sample (about; evenly spaced)."""
+PREVIEW_CHARS = 400
+MEMORY_WARNING = 0.80
+MEMORY_ALARM = 0.95
+INFO_SAMPLE_EVERY_SECONDS = 5.0
+INFO_SAMPLES_KEPT = 1000
+
+
+class CacheUnavailable(RuntimeError):
+    """Redis does not answer; the message says what was (not) done."""
+
+
+class MemoryLevel(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ALARM = "alarm"
+    UNBOUNDED = "unbounded"
+
+
+class RedisFigures(BaseModel):
+    """Figures from one ``INFO`` answer (counters are cumulative since the server started)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sampled_at: datetime
+    server: str
+    version: str
+    uptime_seconds: int
+    used_memory: int
+    maxmemory: int
+    eviction_policy: str
+    fragmentation_ratio: float | None
+    connected_clients: int
+    ops_per_second: int
+    evicted_keys: int
+    expired_keys: int
+    keyspace_hits: int
+    keyspace_misses: int
+    total_commands: int
+    keys: int
+
+    @property
+    def memory_share(self) -> float | None:
+        """Used memory per maxmemory; None when no maxmemory is set."""
+        return self.used_memory / self.maxmemory if self.maxmemory else None
+
+    @property
+    def memory_level(self) -> MemoryLevel:
+        """OK below 80 % of maxmemory, a warning from 80 %, an alarm from 95 %."""
+        share = self.memory_share
+        if share is None:
+            return MemoryLevel.UNBOUNDED
+        if share >= MEMORY_ALARM:
+            return MemoryLevel.ALARM
+        if share >= MEMORY_WARNING:
+            return MemoryLevel.WARNING
+        return MemoryLevel.OK
+
+
+class RedisRates(BaseModel):
+    """Per-second rates and the keyspace hit ratio between two INFO samples."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seconds: float
+    evictions_per_second: float
+    expirations_per_second: float
+    commands_per_second: float
+    hit_ratio: float | None
+
+
+class NamespaceSample(BaseModel):
+    """What a bounded SCAN saw of one namespace, and the whole namespace extrapolated from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    tier: str
+    sampled_keys: int
+    current_keys: int
+    stale_keys: int
+    estimated_keys: int
+    ttl_min: int | None
+    ttl_median: float | None
+    ttl_p90: float | None
+    ttl_max: int | None
+    ttls: list[int]
+
+
+class KeySample(BaseModel):
+    """A bounded SCAN of the keyspace: how far it went and what it saw per namespace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scanned: int
+    total_keys: int
+    complete: bool
+    namespaces: list[NamespaceSample]
+    seconds: float
+
+    @property
+    def share(self) -> float:
+        """The share of the keyspace the sample covered."""
+        return 1.0 if self.complete or not self.total_keys else min(1.0, self.scanned / self.total_keys)
+
+
+class KeyLookup(BaseModel):
+    """One key: its type, TTL, size and a preview with secrets masked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    exists: bool
+    type: str | None = None
+    ttl_seconds: int | None = None
+    size_bytes: int | None = None
+    length: int | None = None
+    preview: str | None = None
+
+
+class InvalidationResult(BaseModel):
+    """The namespace versions an invalidation moved to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    versions: dict[str, int]
+    dropped_local_entries: int
+
+
+_SECRET_NAME = re.compile(r"pass(word)?|secret|token|api[_-]?key|auth|cookie|session|credential|private", re.I)
+_SECRET_VALUES = [
+    re.compile(r"\b(sk|pk|rk)[-_][A-Za-z0-9_-]{8,}"),
+    re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}", re.I),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    re.compile(r"(?i)\b(password|secret|token|api[_-]?key)\s*[=:]\s*\S+"),
+]
+MASK = "•••"
+
+
+def mask_secrets(value: Any) -> Any:
+    """Return a copy of a decoded value with secret-looking fields and strings masked."""
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_NAME.search(str(k)) else mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        for pattern in _SECRET_VALUES:
+            value = pattern.sub(MASK, value)
+        return value
+    return value
+
+
+def _preview(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        shown = json.dumps(mask_secrets(json.loads(text)), default=str)
+    except ValueError:
+        shown = mask_secrets(text)
+    return shown if len(shown) <= PREVIEW_CHARS else shown[:PREVIEW_CHARS] + "…"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _percentile(sorted_values: list[int], share: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(share * (len(sorted_values) - 1))))
+    return float(sorted_values[index])
+
+
+class CacheService:
+    """Cache figures for the Cache page, key lookup, and audited namespace and tier invalidation."""
+
+    def __init__(self, cache: Cache, audit: AuditLog) -> None:
+        self.cache = cache
+        self.client = cache.client
+        self.prefix = cache.prefix
+        self.counters: CacheCounters = cache.counters
+        self.audit = audit
+
+    # -- figures --------------------------------------------------------------------------------
+
+    def is_up(self) -> bool:
+        """Tell whether Redis answers a PING."""
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def redis_figures(self) -> RedisFigures:
+        """Return the INFO figures now, and keep a sample of them for rates over a window."""
+        try:
+            info: dict[str, Any] = self.client.info()
+            keys = int(self.client.dbsize())
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+        figures = RedisFigures(
+            sampled_at=datetime.now(UTC),
+            server=str(info.get("server_name", "redis")),
+            version=str(info.get("valkey_version") or info.get("redis_version", "?")),
+            uptime_seconds=int(info.get("uptime_in_seconds", 0)),
+            used_memory=int(info.get("used_memory", 0)),
+            maxmemory=int(info.get("maxmemory", 0)),
+            eviction_policy=str(info.get("maxmemory_policy", "?")),
+            fragmentation_ratio=float(info["mem_fragmentation_ratio"]) if "mem_fragmentation_ratio" in info else None,
+            connected_clients=int(info.get("connected_clients", 0)),
+            ops_per_second=int(info.get("instantaneous_ops_per_sec", 0)),
+            evicted_keys=int(info.get("evicted_keys", 0)),
+            expired_keys=int(info.get("expired_keys", 0)),
+            keyspace_hits=int(info.get("keyspace_hits", 0)),
+            keyspace_misses=int(info.get("keyspace_misses", 0)),
+            total_commands=int(info.get("total_commands_processed", 0)),
+            keys=keys,
+        )
+        self._keep_sample(figures)
+        return figures
+
+    def _keep_sample(self, figures: RedisFigures) -> None:
+        key = info_samples_key(self.prefix)
+        sample = {
+            "t": figures.sampled_at.timestamp(),
+            "up": figures.uptime_seconds,
+            "hits": figures.keyspace_hits,
+            "misses": figures.keyspace_misses,
+            "evicted": figures.evicted_keys,
+            "expired": figures.expired_keys,
+            "commands": figures.total_commands,
+        }
+        try:
+            newest = self.client.lindex(key, 0)
+            if newest is not None and sample["t"] - json.loads(newest)["t"] < INFO_SAMPLE_EVERY_SECONDS:
+                return
+            pipe = self.client.pipeline(transaction=False)
+            pipe.lpush(key, json.dumps(sample))
+            pipe.ltrim(key, 0, INFO_SAMPLES_KEPT - 1)
+            pipe.expire(key, 3 * 3600)
+            pipe.execute()
+        except (redis.RedisError, ValueError, KeyError) as exc:
+            log.info("INFO sample not kept: %s", exc.__class__.__name__)
+
+    def redis_rates(self, now: RedisFigures, *, window_seconds: float) -> RedisRates | None:
+        """Return rates between ``now`` and the kept sample nearest ``window_seconds`` ago; None without one."""
+        try:
+            raw = self.client.lrange(info_samples_key(self.prefix), 0, INFO_SAMPLES_KEPT - 1)
+        except redis.RedisError:
+            return None
+        t_now = now.sampled_at.timestamp()
+        best: dict[str, float] | None = None
+        for item in raw:
+            sample = json.loads(item)
+            age = t_now - sample["t"]
+            if age < 1 or sample["up"] > now.uptime_seconds:  # too fresh, or from before a restart
+                continue
+            if best is None or abs(age - window_seconds) < abs(t_now - best["t"] - window_seconds):
+                best = sample
+        if best is None:
+            return None
+        seconds = t_now - best["t"]
+        hits = now.keyspace_hits - best["hits"]
+        misses = now.keyspace_misses - best["misses"]
+        return RedisRates(
+            seconds=seconds,
+            evictions_per_second=max(0, now.evicted_keys - best["evicted"]) / seconds,
+            expirations_per_second=max(0, now.expired_keys - best["expired"]) / seconds,
+            commands_per_second=max(0, now.total_commands - best["commands"]) / seconds,
+            hit_ratio=hits / (hits + misses) if hits + misses > 0 else None,
+        )
+
+    def counts(self, minutes: int) -> list[TierCounts]:
+        """Return our hits, misses and errors per tier and namespace over the last ``minutes`` minutes."""
+        self.counters.flush()
+        try:
+            return self.counters.window(minutes)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+
+    def counts_per_minute(self, minutes: int) -> list[tuple[int, TierCounts]]:
+        """Return (epoch minute, counts) per minute, tier and namespace over the last ``minutes`` minutes."""
+        self.counters.flush()
+        try:
+            return self.counters.per_minute(minutes)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+
+    def sample_keys(self, *, limit: int = SAMPLE_LIMIT, scan_count: int = 1000) -> KeySample:
+        """SCAN at most ``limit`` keys; count our cache keys and their TTLs per namespace, and extrapolate."""
+        if not 1 <= limit <= SAMPLE_LIMIT:
+            raise InvalidInput(f"A key sample holds 1 to {SAMPLE_LIMIT:,} keys.")
+        started = time.perf_counter()
+        root = f"{self.prefix}cache:{{".encode()
+        by_tag = {ns.value.encode(): ns for ns in Namespace}
+        seen: dict[Namespace, list[bytes]] = {ns: [] for ns in Namespace}
+        try:
+            total = int(self.client.dbsize())
+            versions = self.cache.current_versions()
+            cursor, scanned, truncated = 0, 0, False
+            while True:
+                cursor, batch = self.client.scan(cursor=cursor, count=min(scan_count, limit - scanned))
+                if len(batch) > limit - scanned:  # SCAN may answer more than COUNT: keep the bound
+                    batch, truncated = batch[: limit - scanned], True
+                scanned += len(batch)
+                for item in batch:
+                    key = item if isinstance(item, bytes) else str(item).encode()
+                    if not key.startswith(root) or key.endswith(b":version"):
+                        continue
+                    ns = by_tag.get(key[len(root) : key.find(b"}", len(root))])
+                    if ns is not None:
+                        seen[ns].append(key)
+                if cursor == 0 or scanned >= limit:
+                    break
+            # TTLs of an even sample of each namespace's keys: the spread needs no more, and a
+            # pipeline of 10,000 TTLs would cost the page most of its time.
+            pipe = self.client.pipeline(transaction=False)
+            ordered = [(ns, key) for ns, found in seen.items() for key in found[:: max(1, len(found) // TTL_SAMPLE)]]
+            for _, key in ordered:
+                pipe.ttl(key)
+            ttls = pipe.execute() if ordered else []
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+        complete = cursor == 0 and not truncated
+        per_ns: dict[Namespace, list[int]] = {ns: [] for ns in Namespace}
+        for (ns, _), ttl in zip(ordered, ttls, strict=True):
+            if int(ttl) >= 0:
+                per_ns[ns].append(int(ttl))
+        scale = 1.0 if complete or scanned == 0 else total / scanned
+        namespaces: list[NamespaceSample] = []
+        for ns in Namespace:
+            found = seen[ns]
+            current = f"{namespace_prefix(self.prefix, ns)}v{versions[ns]}:".encode()
+            current_keys = sum(1 for key in found if key.startswith(current))
+            spread = sorted(per_ns[ns])
+            namespaces.append(
+                NamespaceSample(
+                    namespace=ns.value,
+                    tier=ns.tier.value,
+                    sampled_keys=len(found),
+                    current_keys=current_keys,
+                    stale_keys=len(found) - current_keys,
+                    estimated_keys=round(len(found) * scale),
+                    ttl_min=spread[0] if spread else None,
+                    ttl_median=statistics.median(spread) if spread else None,
+                    ttl_p90=_percentile(spread, 0.9) if spread else None,
+                    ttl_max=spread[-1] if spread else None,
+                    ttls=spread,
+                )
+            )
+        return KeySample(
+            scanned=scanned,
+            total_keys=total,
+            complete=complete,
+            namespaces=namespaces,
+            seconds=time.perf_counter() - started,
+        )
+
+    def lookup_key(self, key: str) -> KeyLookup:
+        """Return one of our keys' type, TTL, size and a preview of its value with secrets masked."""
+        key = key.strip()
+        if not key:
+            raise InvalidInput("Enter a key to look up.")
+        if not key.startswith(self.prefix):
+            raise InvalidInput(f"Only this dashboard's keys can be looked up: they start with {self.prefix!r}.")
+        try:
+            kind = _text(self.client.type(key))
+            if kind == "none":
+                return KeyLookup(key=key, exists=False)
+            ttl = int(self.client.ttl(key))
+            size = self.client.memory_usage(key)
+            length, preview = self._peek(key, kind)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+        return KeyLookup(
+            key=key,
+            exists=True,
+            type=kind,
+            ttl_seconds=ttl if ttl >= 0 else None,
+            size_bytes=int(size) if size is not None else None,
+            length=length,
+            preview=preview,
+        )
+
+    def _peek(self, key: str, kind: str) -> tuple[int | None, str]:
+        client = self.client
+        if kind == "string":
+            raw = client.getrange(key, 0, 4 * PREVIEW_CHARS)
+            return int(client.strlen(key)), _preview(raw)
+        if kind == "hash":
+            fields = dict(list(client.hscan_iter(key, count=50))[:50])
+            shown = {_text(k): _text(v) for k, v in fields.items()}
+            return int(client.hlen(key)), _preview(json.dumps(shown))
+        if kind == "list":
+            return int(client.llen(key)), _preview(json.dumps([_text(v) for v in client.lrange(key, 0, 19)]))
+        if kind == "set":
+            members: Any = client.srandmember(key, 20)
+            return int(client.scard(key)), _preview(json.dumps([_text(v) for v in members]))
+        if kind == "zset":
+            items: Any = client.zrange(key, 0, 19, withscores=True)
+            return int(client.zcard(key)), _preview(json.dumps([[_text(m), s] for m, s in items]))
+        if kind == "stream":
+            return int(client.xlen(key)), "(a stream: read it with XRANGE)"
+        return None, f"({kind})"
+
+    # -- admin actions --------------------------------------------------------------------------
+
+    def invalidate_namespace(self, actor: Actor, *, namespace: str, reason: str) -> InvalidationResult:
+        """Invalidate every key of one namespace (bump its version), as an audited admin action."""
+        with self.audit.action(
+            actor,
+            "invalidate_cache_namespace",
+            permission=Permission.INVALIDATE_CACHE,
+            target_type="cache_namespace",
+            target_id=namespace,
+            reason=reason,
+        ) as act:
+            try:
+                chosen = Namespace(namespace)
+            except ValueError:
+                names = ", ".join(ns.value for ns in Namespace)
+                raise InvalidInput(f"Unknown cache namespace {namespace!r}: pick one of {names}.") from None
+            try:
+                before = self.cache.current_versions()[chosen]
+                after = self.cache.bump_namespace(chosen)
+            except redis.RedisError as exc:
+                raise CacheUnavailable(f"Redis is down: nothing was invalidated ({exc.__class__.__name__}).") from exc
+            act.before = {"version": before}
+            act.after = {"version": after}
+        return InvalidationResult(
+            target=chosen.value, versions={chosen.value: after}, dropped_local_entries=self.cache.drop_local()
+        )
+
+    def invalidate_tier(self, actor: Actor, *, tier: str, reason: str) -> InvalidationResult:
+        """Invalidate every namespace of one tier, as an audited admin action."""
+        with self.audit.action(
+            actor,
+            "invalidate_cache_tier",
+            permission=Permission.INVALIDATE_CACHE,
+            target_type="cache_tier",
+            target_id=tier,
+            reason=reason,
+        ) as act:
+            try:
+                chosen = CacheTier(tier)
+            except ValueError:
+                names = ", ".join(t.value for t in TIERS)
+                raise InvalidInput(f"Unknown cache tier {tier!r}: pick one of {names}.") from None
+            try:
+                before = self.cache.current_versions()
+                after = self.cache.bump_tier(chosen)
+            except redis.RedisError as exc:
+                raise CacheUnavailable(f"Redis is down: nothing was invalidated ({exc.__class__.__name__}).") from exc
+            act.before = {"versions": {ns.value: before[ns] for ns in after}}
+            act.after = {"versions": {ns.value: v for ns, v in after.items()}}
+        return InvalidationResult(
+            target=chosen.value,
+            versions={ns.value: v for ns, v in after.items()},
+            dropped_local_entries=self.cache.drop_local(),
+        )
+
+
+class RateLimitService:
+    """A user's token bucket: check it (the API), see it and reset it (support, audited)."""
+
+    def __init__(self, limiter: RateLimiter, users: CachedUsers, audit: AuditLog) -> None:
+        self.limiter = limiter
+        self.users = users
+        self.audit = audit
+
+    def _tier_of(self, user_id: int) -> Any:
+        user = self.users.profile(user_id)
+        if user is None:
+            raise InvalidInput(f"There is no user with id {user_id}.")
+        return user.tier
+
+    def check(self, user_id: int, *, cost: int = 1) -> BucketState:
+        """Take tokens from a user's bucket for a request; fail open (allow) when Redis is down."""
+        tier = self._tier_of(user_id)
+        try:
+            return self.limiter.check(user_id, tier, cost=cost)
+        except redis.RedisError as exc:
+            log.warning("rate limit not checked, Redis unavailable: %s", exc.__class__.__name__)
+            limit = self.limiter.limits[tier]
+            return BucketState(
+                user_id=user_id, tier=tier, rate_per_second=limit.rate_per_second, burst=limit.burst, tokens=0
+            )
+
+    def bucket(self, actor: Actor, user_id: int) -> BucketState:
+        """Return a user's bucket as it stands now, refilled to now, without taking a token."""
+        require(actor, Permission.VIEW_DASHBOARD)
+        tier = self._tier_of(user_id)
+        try:
+            return self.limiter.peek(user_id, tier)
+        except redis.RedisError as exc:
+            raise CacheUnavailable(f"Redis is down: the rate-limit bucket cannot be read ({exc}).") from exc
+
+    def reset(self, actor: Actor, user_id: int, *, reason: str) -> BucketState:
+        """Refill a user's bucket (delete it), as an audited admin action."""
+        with self.audit.action(
+            actor,
+            "reset_rate_limit",
+            permission=Permission.RESET_RATE_LIMIT,
+            target_type="user",
+            target_id=str(user_id),
+            reason=reason,
+        ) as act:
+            tier = self._tier_of(user_id)
+            try:
+                before = self.limiter.peek(user_id, tier)
+                self.limiter.reset(user_id)
+                after = self.limiter.peek(user_id, tier)
+            except redis.RedisError as exc:
+                raise CacheUnavailable(f"Redis is down: the bucket was not reset ({exc.__class__.__name__}).") from exc
+            act.before = {"tokens": round(before.tokens, 3), "burst": before.burst, "tier": tier.value}
+            act.after = {"tokens": round(after.tokens, 3), "burst": after.burst, "tier": tier.value}
+        return after

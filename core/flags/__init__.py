@@ -1,0 +1,1 @@
+"""Feature flags: the Unleash adapters, the registry of flags the code knows, and ``FlagService``."""

@@ -1,0 +1,2 @@
+"""LLM providers as the platform calls them: the adapter interface, simulated providers, the router
+with fallback and a circuit breaker per provider whose state lives in Redis."""

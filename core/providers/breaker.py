@@ -1,0 +1,168 @@
+"""A circuit breaker per provider, its state kept in Redis so every instance sees the same one.
+
+Closed: calls go through; ``failure_threshold`` provider-side failures in a row open it. Open:
+calls are refused until ``cooldown_seconds`` have passed, then one probe call is let through
+(half-open); its success closes the breaker, its failure opens it again. An operator may force a
+breaker open or closed (``override``), which holds until released. Each transition is one Lua
+script, so concurrent instances never interleave half-way through one.
+
+When Redis does not answer, the breaker fails open (calls go through) and says so in the log:
+a dead Redis must not stop the platform from calling providers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    HALF_OPEN = "half_open"
+    OPEN = "open"
+
+
+class BreakerOverride(StrEnum):
+    """What an operator forces: open, closed, or nothing (``auto``: the breaker decides)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    AUTO = "auto"
+
+
+STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+"""The number the ``krowoc_circuit_breaker_state`` gauge reports for each state."""
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    """A provider's breaker as every instance sees it."""
+
+    provider: str
+    state: BreakerState
+    failures: int
+    opened_at: float | None
+    override: BreakerOverride
+
+    @property
+    def effective(self) -> BreakerState:
+        """The state calls obey: the forced one when an operator forced it."""
+        if self.override is BreakerOverride.OPEN:
+            return BreakerState.OPEN
+        if self.override is BreakerOverride.CLOSED:
+            return BreakerState.CLOSED
+        return self.state
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the status as plain values (for audit records and events)."""
+        return {
+            "provider": self.provider,
+            "state": self.state.value,
+            "effective": self.effective.value,
+            "failures": self.failures,
+            "override": self.override.value,
+        }
+
+
+_ALLOW = """
+local key, now, cooldown = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local override = redis.call('HGET', key, 'override')
+if override == 'open' then return 0 end
+if override == 'closed' then return 1 end
+local state = redis.call('HGET', key, 'state') or 'closed'
+if state == 'closed' then return 1 end
+local since = tonumber(redis.call('HGET', key, state == 'open' and 'opened_at' or 'probe_at') or '0')
+if now - since >= cooldown then
+  redis.call('HSET', key, 'state', 'half_open', 'probe_at', now)
+  return 1
+end
+return 0
+"""
+
+_RECORD = """
+local key, now, ok, threshold = KEYS[1], tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
+if ok then
+  redis.call('HSET', key, 'state', 'closed', 'failures', 0)
+  return 'closed'
+end
+local failures = redis.call('HINCRBY', key, 'failures', 1)
+local state = redis.call('HGET', key, 'state') or 'closed'
+if state == 'half_open' or (state == 'closed' and failures >= threshold) then
+  redis.call('HSET', key, 'state', 'open', 'opened_at', now)
+  return 'open'
+end
+return state
+"""
+
+
+class CircuitBreakers:
+    """The breakers of every provider, under ``{prefix}breaker:{provider}`` in Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        failure_threshold: int = 5,
+        cooldown_seconds: float = 15.0,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.failure_threshold = failure_threshold
+        self.cooldown_seconds = cooldown_seconds
+        self._allow = client.register_script(_ALLOW)
+        self._record = client.register_script(_RECORD)
+        self.redis_errors = 0
+
+    def key(self, provider: str) -> str:
+        """Return the Redis key of a provider's breaker."""
+        return f"{self.prefix}breaker:{provider}"
+
+    def allow(self, provider: str) -> bool:
+        """Tell whether a call to the provider may go out now (may move open to half-open)."""
+        try:
+            return bool(self._allow(keys=[self.key(provider)], args=[time.time(), self.cooldown_seconds]))
+        except redis.RedisError as exc:
+            self.redis_errors += 1
+            log.warning("circuit breaker for %s not read (%s); letting the call through", provider, exc)
+            return True
+
+    def record(self, provider: str, *, ok: bool) -> None:
+        """Record a call's outcome: a success closes the breaker, failures in a row open it."""
+        try:
+            self._record(keys=[self.key(provider)], args=[time.time(), "1" if ok else "0", self.failure_threshold])
+        except redis.RedisError as exc:
+            self.redis_errors += 1
+            log.warning("circuit breaker for %s not updated: %s", provider, exc)
+
+    def status(self, provider: str) -> BreakerStatus:
+        """Read a provider's breaker (raises ``redis.RedisError`` when Redis does not answer)."""
+        raw = self.client.hgetall(self.key(provider))
+        fields = {
+            k.decode() if isinstance(k, bytes) else str(k): v.decode() if isinstance(v, bytes) else str(v)
+            for k, v in raw.items()
+        }
+        opened = fields.get("opened_at")
+        return BreakerStatus(
+            provider=provider,
+            state=BreakerState(fields.get("state", "closed")),
+            failures=int(fields.get("failures", "0")),
+            opened_at=float(opened) if opened else None,
+            override=BreakerOverride(fields.get("override", "auto")),
+        )
+
+    def set_override(self, provider: str, override: BreakerOverride) -> None:
+        """Force a breaker open or closed, or hand it back to its own rule (``auto``)."""
+        key = self.key(provider)
+        if override is BreakerOverride.AUTO:
+            self.client.hdel(key, "override")
+        else:
+            self.client.hset(key, "override", override.value)
+        if override is BreakerOverride.CLOSED:
+            self.client.hset(key, mapping={"state": "closed", "failures": 0})

@@ -1,0 +1,206 @@
+"""The Feature flags page's helpers: the cached listing, filters, the table, and the calls that change flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.config import get_settings
+from core.flags.models import ChangeResult, Evaluation, Flag, FlagCatalog, FlagHistory, FlagListing
+from core.flags.service import FlagService, build_context
+from core.models import Actor
+from core.rbac import Permission, can
+from dashboard.services import services, settings_key
+
+LISTING_TTL = timedelta(seconds=5)
+ANY = "any"
+STATES = (ANY, "on somewhere", "off everywhere")
+STALENESS = (ANY, "stale", "potentially stale", "active")
+ACTIONS = ("Turn on", "Turn off", "Set rollout %")
+
+
+def flag_service() -> FlagService:
+    """Return this process's flag service."""
+    return services().flags
+
+
+def can_change(actor: Actor) -> bool:
+    """Tell whether the actor may toggle flags and change rollouts."""
+    return can(actor, Permission.TOGGLE_FLAG) and can(actor, Permission.CHANGE_ROLLOUT)
+
+
+def listing() -> FlagListing:
+    """Return the flags from Unleash (cached a few seconds), or the last known state when it is down."""
+    return _listing(settings_key(get_settings()))
+
+
+@st.cache_data(ttl=LISTING_TTL, show_spinner=False)
+def _listing(settings: str) -> FlagListing:
+    return flag_service().list_flags()
+
+
+def forget_listing() -> None:
+    """Drop the cached listing so the next read comes from Unleash."""
+    _listing.clear()
+
+
+def age_text(seconds: float) -> str:
+    """Say how old something is in words a person reads at a glance."""
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def down_banner(shown: FlagListing, now: datetime | None = None) -> str:
+    """Return the banner shown when the flags come from the last known state."""
+    fetched = shown.catalog.fetched_at
+    return (
+        f"Unleash is not answering ({shown.problem}). Showing the last known state from "
+        f"{fetched:%Y-%m-%d %H:%M:%S} UTC, {age_text(shown.age_seconds(now))} old. Changes are refused until "
+        "Unleash answers again."
+    )
+
+
+@dataclass(frozen=True)
+class FlagFilters:
+    """What the person narrowed the table to."""
+
+    search: str = ""
+    projects: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    state: str = ANY
+    staleness: str = ANY
+
+
+def staleness_of(flag: Flag) -> str:
+    """Name a flag's staleness: stale, potentially stale or active."""
+    if flag.stale:
+        return "stale"
+    return "potentially stale" if flag.potentially_stale else "active"
+
+
+def filter_flags(catalog: FlagCatalog, filters: FlagFilters) -> list[Flag]:
+    """Return the flags matching every filter (search matches the name and description)."""
+    needle = filters.search.strip().lower()
+    chosen = []
+    for flag in catalog.flags:
+        if needle and needle not in flag.name.lower() and needle not in flag.description.lower():
+            continue
+        if filters.projects and flag.project not in filters.projects:
+            continue
+        if filters.types and flag.type not in filters.types:
+            continue
+        on_somewhere = any(state.enabled for state in flag.environments.values())
+        if filters.state == "on somewhere" and not on_somewhere:
+            continue
+        if filters.state == "off everywhere" and on_somewhere:
+            continue
+        if filters.staleness != ANY and staleness_of(flag) != filters.staleness:
+            continue
+        chosen.append(flag)
+    return chosen
+
+
+def state_cell(flag: Flag, environment: str) -> str:
+    """Say a flag's state in one environment: on, on 25 %, off, or - when it is not there."""
+    state = flag.environments.get(environment)
+    if state is None:
+        return "-"
+    if not state.enabled:
+        return "off"
+    rollout = state.rollout
+    return "on" if rollout is None or rollout == 100 else f"on {rollout} %"
+
+
+def flags_table(flags: list[Flag], environments: list[str]) -> pd.DataFrame:
+    """Build the flags x environments table the page shows."""
+    rows: list[dict[str, Any]] = []
+    for flag in flags:
+        row: dict[str, Any] = {"Flag": flag.name, "Type": flag.type, "Project": flag.project}
+        for env in environments:
+            row[env] = state_cell(flag, env)
+        row["Staleness"] = staleness_of(flag)
+        row["Last change"] = flag.last_changed_at
+        row["By"] = flag.last_changed_by or ""
+        rows.append(row)
+    columns = ["Flag", "Type", "Project", *environments, "Staleness", "Last change", "By"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def apply_change(actor: Actor, name: str, environment: str, action: str, percent: int, reason: str) -> str:
+    """Make one change through the flag service and return the message that says what happened."""
+    service = flag_service()
+    result: ChangeResult
+    if action == "Set rollout %":
+        result = service.set_rollout(actor, name, environment, percent, reason)
+        what = f"Rollout of {name} in {environment} set to {percent} %"
+        unchanged = f"The rollout of {name} in {environment} was already {percent} %; nothing changed"
+    else:
+        on = action == "Turn on"
+        result = service.set_enabled(actor, name, environment, on, reason)
+        what = f"{name} turned {'on' if on else 'off'} in {environment}"
+        unchanged = f"{name} was already {'on' if on else 'off'} in {environment}; nothing changed"
+    forget_listing()
+    message = f"{what}." if result.changed else f"{unchanged}."
+    if not result.propagated:
+        message += " Unleash has not passed it to its clients yet; they get it within a few seconds."
+    return message
+
+
+def evaluate_for(user_id: str, properties: str) -> pd.DataFrame:
+    """Ask the real Unleash client what every flag answers for a user id and properties."""
+    context = build_context(user_id, properties)
+    results: list[Evaluation] = flag_service().evaluate_all(context)
+    return pd.DataFrame(
+        [
+            {
+                "Flag": e.name,
+                "Enabled": e.enabled,
+                "Answered from": "Unleash client" if e.known_to_client else "registered default",
+            }
+            for e in results
+        ],
+        columns=["Flag", "Enabled", "Answered from"],
+    )
+
+
+def history_tables(name: str) -> tuple[FlagHistory, pd.DataFrame, pd.DataFrame]:
+    """Return a flag's Unleash events and our audit rows about it, as two tables."""
+    history = flag_service().history(name)
+    events = pd.DataFrame(
+        [
+            {"At": e.at, "Event": e.type, "Environment": e.environment or "", "By": e.by, "Summary": e.summary}
+            for e in history.events
+        ],
+        columns=["At", "Event", "Environment", "By", "Summary"],
+    )
+    audit = pd.DataFrame(
+        [
+            {
+                "At": r.at,
+                "Actor": r.actor,
+                "Action": r.action,
+                "Outcome": r.outcome.value,
+                "Environment": (r.after or r.before or {}).get("environment", ""),
+                "Reason": r.reason or "",
+                "Detail": r.detail or "",
+            }
+            for r in history.audit
+        ],
+        columns=["At", "Actor", "Action", "Outcome", "Environment", "Reason", "Detail"],
+    )
+    return history, events, audit
+
+
+def now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,138 @@
+"""Cache: what Redis reports, how often our cache tiers hit, what the keyspace holds, and flushing it safely."""
+
+import streamlit as st
+
+from core.cache.service import CacheUnavailable, MemoryLevel
+from dashboard import auth, cache, formats
+
+st.title("Cache")
+actor = auth.current_actor()
+window_label = st.segmented_control(
+    "Hit-ratio window", list(cache.WINDOWS), default="5 min", key="cache.window", required=True
+)
+minutes = cache.WINDOWS[window_label or "5 min"]
+
+
+@st.fragment(run_every="15s")
+def redis_panel() -> None:
+    state = cache.redis_state(minutes)
+    if state.down or state.figures is None:
+        st.error(
+            f"{cache.REDIS_DOWN}: {state.problem} Every other page keeps working from PostgreSQL "
+            "(the cache fails open); this page comes back when Redis answers.",
+            icon=":material/cloud_off:",
+        )
+        return
+    figures, rates = state.figures, state.rates
+    st.subheader(f"Redis {figures.server} {figures.version}")
+    memory, policy, ops, clients, fragmentation = st.columns(5)
+    memory.metric("Memory", cache.memory_text(figures), border=True)
+    policy.metric("Eviction policy", figures.eviction_policy, border=True)
+    ops.metric("Ops / s", formats.count(figures.ops_per_second), border=True)
+    clients.metric("Clients", formats.count(figures.connected_clients), border=True)
+    fragmentation.metric(
+        "Fragmentation",
+        "—" if figures.fragmentation_ratio is None else f"{figures.fragmentation_ratio:.2f}",
+        border=True,
+    )
+    if figures.memory_level == MemoryLevel.ALARM:
+        st.error("Memory is at 95 % of maxmemory or more: keys are being evicted.", icon=":material/warning:")
+    elif figures.memory_level == MemoryLevel.WARNING:
+        st.warning("Memory is at 80 % of maxmemory or more.", icon=":material/warning:")
+    hit_ratio, evictions, expirations, keys = st.columns(4)
+    if rates is None:
+        st.caption("Rates appear from the next refresh on (they are deltas between two INFO samples).")
+    else:
+        st.caption(f"Rates over the last {rates.seconds:,.0f} s, from deltas of INFO's cumulative counters.")
+    hit_ratio.metric("Keyspace hit ratio", formats.share(rates.hit_ratio if rates else None), border=True)
+    evictions.metric("Evictions / s", "—" if rates is None else f"{rates.evictions_per_second:,.2f}", border=True)
+    expirations.metric("Expirations / s", "—" if rates is None else f"{rates.expirations_per_second:,.2f}", border=True)
+    keys.metric("Keys", formats.count(figures.keys), border=True)
+
+    st.subheader(f"Our cache tiers, last {window_label}")
+    counts = cache.counts_frame(minutes)
+    if counts.empty:
+        st.info("No cache lookups in this window yet.", icon=":material/info:")
+    else:
+        st.dataframe(
+            cache.tier_totals(counts),
+            hide_index=True,
+            key="cache.tiers",
+            column_config={"hit ratio": st.column_config.NumberColumn(format="percent")},
+        )
+        st.dataframe(
+            counts,
+            hide_index=True,
+            key="cache.namespaces",
+            column_config={"hit ratio": st.column_config.NumberColumn(format="percent")},
+        )
+        by = st.segmented_control(
+            "Hit ratio over time by",
+            ["tier", "series"],
+            default="tier",
+            key="cache.ratio-by",
+            format_func={"tier": "tier", "series": "tier and namespace"}.__getitem__,
+            required=True,
+        )
+        st.plotly_chart(cache.ratio_chart(cache.ratio_over_time(minutes, by=by or "tier")), key="cache.ratio-chart")
+
+
+redis_panel()
+
+st.subheader("Keys per namespace")
+try:
+    sample = cache.key_sample()
+except CacheUnavailable:
+    st.caption("No key sample while Redis is down.")
+else:
+    st.caption(cache.sample_caption(sample))
+    st.dataframe(cache.sample_frame(sample), hide_index=True, key="cache.sample")
+    if any(ns.ttls for ns in sample.namespaces):
+        st.plotly_chart(cache.ttl_chart(sample), key="cache.ttl-chart")
+
+st.subheader("Look up a key")
+with st.form("cache.lookup"):
+    key = st.text_input("Key", key="cache.lookup.key", placeholder=cache.example_key())
+    looked = st.form_submit_button("Look up")
+if looked:
+    try:
+        found = cache.lookup(key)
+    except CacheUnavailable as exc:
+        st.error(str(exc), icon=":material/cloud_off:")
+    else:
+        if not found.exists:
+            st.info(f"No key {found.key!r}.", icon=":material/search_off:")
+        else:
+            st.json(
+                {
+                    "key": found.key,
+                    "type": found.type,
+                    "ttl": cache.ttl_text(found.ttl_seconds) if found.ttl_seconds is not None else "no expiry",
+                    "size": cache.bytes_text(found.size_bytes or 0),
+                    "length": found.length,
+                    "preview (secrets masked)": found.preview,
+                }
+            )
+
+st.subheader("Invalidate")
+if not cache.may_invalidate(actor):
+    st.caption("Operators invalidate cache namespaces and tiers.")
+else:
+    with st.form("cache.invalidate"):
+        target = st.selectbox(
+            "What to invalidate", list(cache.TARGETS), key="cache.target", format_func=cache.TARGETS.__getitem__
+        )
+        reason = st.text_input("Reason (goes into the audit log)", key="cache.reason", max_chars=1000)
+        confirmed = st.checkbox("I understand every key of it will be reloaded from PostgreSQL", key="cache.confirm")
+        submitted = st.form_submit_button("Invalidate", type="primary")
+    if submitted:
+        if not confirmed:
+            st.warning("Tick the confirmation first: nothing was invalidated.", icon=":material/warning:")
+        else:
+            try:
+                result = cache.invalidate(actor, target, reason)
+            except CacheUnavailable as exc:
+                st.error(str(exc), icon=":material/cloud_off:")
+            else:
+                moved = ", ".join(f"{name} → v{version}" for name, version in result.versions.items())
+                st.success(f"Invalidated {result.target}: {moved}. Recorded in the audit log.", icon=":material/done:")

@@ -1,0 +1,143 @@
+"""The Cache page, run in-process by AppTest against the seeded database and the run's Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.bootstrap import Services
+from core.cache.keys import Namespace
+from core.config import Settings, get_settings
+from core.models import Actor, AuditOutcome, Role
+from dashboard.cache import REDIS_DOWN
+from tests.conftest import PROJECT_ROOT
+
+APP = PROJECT_ROOT / "dashboard" / "app.py"
+PAGE = "../pages/cache.py"
+TIMEOUT = 30
+
+
+def open_page(role: Role) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state["actor"] = Actor(id=f"dev:{role.value}", role=role, display_name=role.value, dev_login=True)
+    at.run()
+    at.switch_page(PAGE)
+    return run(at)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in at.metric}
+
+
+def texts(elements: object) -> list[str]:
+    return [element.value for element in elements]  # type: ignore[attr-defined]
+
+
+@pytest.fixture()
+def operator_page(app_env: Settings) -> AppTest:
+    return open_page(Role.OPERATOR)
+
+
+def test_the_page_shows_redis_figures_our_tiers_and_a_key_sample(app_env: Settings, seeded_services: Services) -> None:
+    for user_id in (1, 2, 3, 1, 2, 3):  # some lookups so the tiers have counts
+        seeded_services.cached_users.profile(user_id)
+    seeded_services.cache.counters.flush()
+
+    at = open_page(Role.VIEWER)
+
+    assert at.title[0].value == "Cache"
+    shown = metrics(at)
+    assert {"Memory", "Eviction policy", "Ops / s", "Clients", "Fragmentation", "Keys"} <= set(shown)
+    assert not any(REDIS_DOWN in text for text in texts(at.error))
+    assert len(at.dataframe) == 3  # per tier, per namespace, key sample
+    tiers = at.dataframe[0].value
+    assert {"memory", "user"} <= set(tiers["tier"])
+    sample = at.dataframe[2].value
+    assert set(sample["namespace"]) == {ns.value for ns in Namespace}
+    assert any("keys" in caption.value and "scanned" in caption.value for caption in at.caption)
+    assert at.get("plotly_chart")  # hit ratio over time (and the TTL spread when sampled keys have TTLs)
+    at.segmented_control(key="cache.ratio-by").set_value("series")
+    run(at)
+    [ratio_chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "hit ratio" in c.proto.spec]
+    assert {"memory / user-profile", "user / user-profile"} <= {trace["name"] for trace in ratio_chart["data"]}
+    # A viewer cannot invalidate.
+    assert "cache.target" not in [s.key for s in at.selectbox]
+
+
+def test_an_operator_invalidates_a_namespace_with_a_reason(operator_page: AppTest, seeded_services: Services) -> None:
+    before = seeded_services.cache.current_versions()[Namespace.LEADERBOARD]
+    at = operator_page
+    at.selectbox(key="cache.target").select("namespace:leaderboard")
+    at.text_input(key="cache.reason").input("recomputed the boards")
+    at.checkbox(key="cache.confirm").check()
+    next(b for b in at.button if b.label == "Invalidate").click()
+    run(at)
+
+    assert any("Invalidated leaderboard" in s for s in texts(at.success))
+    assert seeded_services.cache.current_versions()[Namespace.LEADERBOARD] == before + 1
+    [record] = seeded_services.audit.search(action="invalidate_cache_namespace", actor="dev:operator", limit=1)
+    assert (record.outcome, record.reason, record.target_id) == (
+        AuditOutcome.SUCCESS,
+        "recomputed the boards",
+        "leaderboard",
+    )
+
+
+def test_without_the_confirmation_or_a_reason_nothing_is_invalidated(
+    operator_page: AppTest, seeded_services: Services
+) -> None:
+    before = seeded_services.cache.current_versions()
+    at = operator_page
+    at.selectbox(key="cache.target").select("tier:user")
+    at.text_input(key="cache.reason").input("flush")
+    next(b for b in at.button if b.label == "Invalidate").click()
+    run(at)
+    assert any("Tick the confirmation" in w for w in texts(at.warning))
+
+    at.text_input(key="cache.reason").input("")
+    at.checkbox(key="cache.confirm").check()
+    next(b for b in at.button if b.label == "Invalidate").click()
+    run(at)
+    assert any("Give a reason" in e for e in texts(at.error))
+    assert seeded_services.cache.current_versions() == before
+
+
+def test_looking_up_a_key_masks_secrets(operator_page: AppTest, seeded_services: Services, redis_prefix: str) -> None:
+    key = f"{redis_prefix}cache:{{user-profile}}:v999:secret-test"
+    seeded_services.redis.set(key, '{"email": "a@b.c", "session_token": "abc123secret"}', ex=60)
+    at = operator_page
+    at.text_input(key="cache.lookup.key").input(key)
+    next(b for b in at.button if b.label == "Look up").click()
+    run(at)
+    [shown] = at.json
+    assert "abc123secret" not in shown.value and "a@b.c" in shown.value
+
+
+@pytest.fixture()
+def redis_down(app_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("KROWOC_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_with_redis_down_the_page_says_so_and_the_overview_still_works(redis_down: None) -> None:
+    at = open_page(Role.OPERATOR)
+
+    [error] = [e for e in texts(at.error) if REDIS_DOWN in e]
+    assert "Every other page keeps working" in error
+    assert "Memory" not in metrics(at)
+
+    at.switch_page("../pages/overview.py")
+    run(at)
+    assert at.title[0].value == "Overview"
+    assert "Executions" in metrics(at)

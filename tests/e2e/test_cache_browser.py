@@ -1,0 +1,53 @@
+"""In a real browser: an operator opens Cache, sees Redis's figures and flushes the leaderboard namespace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from core.cache.keys import Namespace, version_key
+
+pytestmark = pytest.mark.e2e
+
+OPERATOR = "operator: caches, rollups, leaderboards, audit log"
+
+
+def _log_in_as_operator(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Your name").fill("olga")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=OPERATOR).click()
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Role: operator").wait_for()
+
+
+def test_an_operator_sees_the_cache_and_flushes_a_namespace_with_a_reason(
+    page: Any, dashboard_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        before = int(client.get(version_key(redis_prefix, Namespace.LEADERBOARD)) or 0)
+        _log_in_as_operator(page, dashboard_url)
+        page.get_by_role("link", name="Cache").click()
+        page.get_by_role("heading", name="Cache").first.wait_for()
+        page.get_by_test_id("stMetric").filter(has_text="Eviction policy").first.wait_for()
+        page.get_by_text("Keys per namespace").wait_for()
+
+        form = page.get_by_test_id("stForm").filter(has_text="What to invalidate")
+        choice = form.get_by_test_id("stSelectbox").locator("input")
+        choice.click()
+        choice.fill("Namespace leaderboard")
+        page.keyboard.press("Enter")
+        assert choice.input_value() == "Namespace leaderboard (tier leaderboard)"
+        form.get_by_label("Reason (goes into the audit log)").fill("checking the refill after a recompute")
+        form.get_by_text("I understand every key").click()
+        form.get_by_role("button", name="Invalidate").click()
+
+        page.get_by_text("Invalidated leaderboard").wait_for()
+        assert int(client.get(version_key(redis_prefix, Namespace.LEADERBOARD)) or 0) == before + 1
+        page.screenshot(path=str(tmp_path / "cache.png"), full_page=True)
+    finally:
+        client.close()

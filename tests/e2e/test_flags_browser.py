@@ -1,0 +1,131 @@
+"""In a real browser: a product login opens Feature flags and turns a flag on in production with a reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.flags.unleash_admin import UnleashAdmin
+from tests.conftest import PROJECT_ROOT, _create_database, _with_db
+from tests.integration import test_flags_unleash_server as unleash_server
+from tests.integration.test_flags_unleash_server import RunningUnleash, free_port
+
+pytestmark = pytest.mark.e2e
+unleash = unleash_server.unleash  # the run's Unleash, shared with the other flag test modules
+
+
+@pytest.fixture(scope="module")
+def flags_dashboard_url(
+    servers: tuple[str, str],
+    _databases: list[str],
+    template_database: str,
+    redis_url: str,
+    redis_prefix: str,
+    unleash: RunningUnleash,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """Starts ``streamlit run dashboard/app.py`` pointed at the run's Unleash and a fresh database."""
+    folder = tmp_path_factory.mktemp("flags-streamlit")
+    port = free_port()
+    env = dict(
+        os.environ,
+        KROWOC_DATABASE_URL=_with_db(servers[0], _create_database(servers, _databases, template_database)),
+        KROWOC_REDIS_URL=redis_url,
+        KROWOC_REDIS_KEY_PREFIX=redis_prefix,
+        KROWOC_DEV_LOGIN="true",
+        KROWOC_UNLEASH_URL=unleash.endpoint.api_url,
+        KROWOC_UNLEASH_ADMIN_TOKEN=unleash.endpoint.admin_token,
+        KROWOC_UNLEASH_CLIENT_TOKEN=unleash.endpoint.client_tokens["production"],
+        KROWOC_UNLEASH_BACKUP_DIR=str(folder / "unleash-backup"),
+        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+    )
+    log = folder / "streamlit.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(PROJECT_ROOT / "dashboard" / "app.py"),
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Streamlit did not start; log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def pick(page: Any, container: Any, label: str, option: str) -> None:
+    """Chooses an option of a Streamlit selectbox by typing it, as a person would."""
+    box = container.get_by_test_id("stSelectbox").filter(has=page.get_by_text(label, exact=True))
+    box.locator("input").click()
+    box.locator("input").fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_product_login_turns_a_flag_on_in_production_from_the_page(
+    page: Any, flags_dashboard_url: str, unleash: RunningUnleash, tmp_path: Path
+) -> None:
+    admin = UnleashAdmin(unleash.endpoint.api_url, unleash.endpoint.admin_token)
+    name = f"browser-{uuid.uuid4().hex[:8]}"
+    admin.create_flag("default", name, "release", "made by a browser test")
+    admin.add_strategy("default", name, "production", "flexibleRollout", {"rollout": "100", "stickiness": "default"})
+    assert admin.wait_for_clients(name, "production")  # the page lists what Unleash serves its clients
+
+    page.goto(flags_dashboard_url)
+    page.get_by_label("Your name").fill("pat")
+    pick(page, page, "Role", "product: feature flags and rollouts")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_test_id("stSidebarNav").get_by_text("Feature flags").click()
+    page.get_by_role("heading", name="Feature flags").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+
+    form = page.get_by_test_id("stForm").first
+    pick(page, form, "Flag", name)
+    pick(page, form, "Environment", "production")
+    form.get_by_label("Reason (goes into the audit log)").fill("launch from the browser")
+    form.get_by_text("I have checked the flag, the environment and the change").click()
+    form.get_by_role("button", name="Apply change").click()
+
+    page.get_by_text(f"{name} turned on in production.").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()  # the table, read again from Unleash
+    page.screenshot(path=str(tmp_path / "flags.png"), full_page=True)
+    state, _ = admin.environment_state("default", name, "production")
+    admin.close()
+    assert state.enabled

@@ -1,0 +1,37 @@
+"""In a real browser: an operator opens Errors, sees the stacked rates and the drill-down links, then Latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+OPERATOR = "operator: caches, rollups, leaderboards, audit log"
+
+
+def test_an_operator_reads_errors_and_latency(page: Any, dashboard_url: str, tmp_path: Path) -> None:
+    page.goto(dashboard_url)
+    page.get_by_label("Your name").fill("otto")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=OPERATOR).click()
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Role: operator").wait_for()
+
+    page.get_by_role("link", name="Errors").click()
+    page.get_by_role("heading", name="Errors").first.wait_for()
+    page.get_by_text("Error rate by category").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_test_id("stMetric").filter(has_text="openai").first.wait_for()
+    page.get_by_text("Force a circuit breaker").wait_for()
+    page.get_by_text("Prometheus is not configured").wait_for()
+    assert "range=24h" in page.url
+    page.screenshot(path=str(tmp_path / "errors.png"), full_page=True)
+
+    page.get_by_role("link", name="Latency").click()
+    page.get_by_role("heading", name="Latency").first.wait_for()
+    page.get_by_text("Slowest executions").wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 1
+    page.screenshot(path=str(tmp_path / "latency.png"), full_page=True)
