@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 import redis
@@ -145,8 +146,16 @@ def test_the_simulator_serves_every_platform_metric(live: Live) -> None:
 
 def test_promql_error_rate_latency_request_rate_and_breakers(live: Live) -> None:
     client = PrometheusClient(live.prometheus_url)
+    step = timedelta(seconds=1)
+
+    def recent_rates() -> pd.DataFrame:
+        end = datetime.now(UTC)
+        return client.error_rate_by_category(start=end - timedelta(minutes=5), end=end, step=step)
+
+    # The simulator may have run for only a few seconds: wait until a 1-minute rate exists.
+    _wait(lambda: "provider_unavailable" in set(recent_rates()["series"]), 60, "no error rate in Prometheus yet")
     end = datetime.now(UTC)
-    start, step = end - timedelta(minutes=5), timedelta(seconds=5)
+    start = end - timedelta(minutes=5)
     rates = client.error_rate_by_category(start=start, end=end, step=step)
     assert "provider_unavailable" in set(rates["series"])
     assert rates.loc[rates["series"] == "provider_unavailable", "value"].max() > 0.05
