@@ -112,8 +112,13 @@ def _rollup_queries() -> dict[str, Callable[[Connection, TimeWindow], Any]]:
     }
 
 
-def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_repeat: int) -> None:
-    """Times every overview query on its rollup and its raw-table version in the same run."""
+def measure_queries(
+    url: str, end: datetime, section: Section, repeat: int, raw_repeat: int, *, at_goal_scale: bool = True
+) -> None:
+    """Times every overview query on its rollup and its raw-table version in the same run.
+
+    The goals are set at 10 million executions; below that scale the figures are shown without a verdict.
+    """
     from queries.overview import grain_for
 
     engine = create_engine(normalize_url(url), pool_size=1)
@@ -137,13 +142,19 @@ def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_
                             f"{name} [{label}] p95 (median {statistics.median(fast):.1f} ms)",
                             p95,
                             "ms",
-                            "goal <= 50 ms",
-                            p95 <= 50,
+                            "goal <= 50 ms" if at_goal_scale else "",
+                            p95 <= 50 if at_goal_scale else None,
                         )
                     )
                     section.add(Figure(f"{name} [{label}] raw table median", statistics.median(slow), "ms"))
                     section.add(
-                        Figure(f"{name} [{label}] speed-up over raw", speedup, "x", "goal >= 30x", speedup >= 30)
+                        Figure(
+                            f"{name} [{label}] speed-up over raw",
+                            speedup,
+                            "x",
+                            "goal >= 30x" if at_goal_scale else "",
+                            speedup >= 30 if at_goal_scale else None,
+                        )
                     )
                 conn.rollback()
     finally:
@@ -320,8 +331,14 @@ def write_results(size_label: str, command: str, server: str, sections: list[Sec
         lines.append("")
     parts[size_label] = "\n".join(lines)
     header = (
-        "# Benchmark results\n\nProduced by `make bench SIZE=...` (`python -m bench.run`); each size's "
-        "section is replaced when that size is run again. Figures are what the run printed.\n\n"
+        "# Benchmark results\n\n"
+        "Each section was written by the command it names and is replaced when that command runs again:\n"
+        "`python -m bench.run --size 1m|10m` (seed, rollups, Overview queries and page, memory),\n"
+        "`python -m bench.operate --size ...` (Errors and Latency), `python -m bench.support --size ...`\n"
+        "(Executions, Users, Leaderboards; it prints its section), `python -m bench.cache`,\n"
+        "`python -m bench.flags --write`. Goals are set at 10 million executions over 90 days; smaller\n"
+        "sizes are shown without a verdict. Figures are what the run printed; run one benchmark at a time\n"
+        "on an otherwise idle machine.\n\n"
     )
     RESULTS.write_text(header + "\n".join(parts[k] for k in sorted(parts, key=lambda k: SIZES.get(k, 0))))
 
@@ -396,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("overview queries:", flush=True)
-        measure_queries(url, end, reading, args.repeat, args.raw_repeat)
+        measure_queries(url, end, reading, args.repeat, args.raw_repeat, at_goal_scale=executions >= 10_000_000)
         print("dashboard:", flush=True)
         measure_render(url, urls.redis_url, page, repeat=10)
         if not args.no_browser:
