@@ -30,13 +30,14 @@ import psycopg
 import redis
 from sqlalchemy import insert
 
-from bench.run import RESULTS, Figure, Section, _p95, _plain, _with_db, machine
+from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
 from core import migrate
 from core.bootstrap import Services, build_services
 from core.cache import keys
 from core.cache.keys import Namespace
 from core.cache.reads import _USER
 from core.config import PROJECT_ROOT, Settings
+from core.db import libpq_url
 from core.models import Actor, Role, Tier
 from core.ratelimit import RateLimiter
 from core.stack import _valkey_bin, resolve_urls
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m bench.cache " + " ".join(sys.argv[1:] if argv is None else argv)
 
-    server_url = _plain(resolve_urls(Settings()).database_url)
+    server_url = libpq_url(resolve_urls(Settings()).database_url)
     hits = Section("Latency per call")
     page = Section("Pages")
     with own_valkey() as redis_url, own_database(server_url) as database_url:

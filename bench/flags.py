@@ -29,10 +29,11 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.run import RESULTS, Figure, Section, _p95, _plain, _with_db, machine
+from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
 from core import migrate
 from core.bootstrap import build_services
 from core.config import PROJECT_ROOT, Settings, get_settings
+from core.db import libpq_url
 from core.flags.unleash_admin import UnleashAdmin
 from core.models import Actor, Role
 from core.stack import resolve_urls
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     urls = resolve_urls(Settings())
-    server_url = _plain(urls.database_url)
+    server_url = libpq_url(urls.database_url)
     run = uuid.uuid4().hex[:8]
     prefix = f"krowoc-bench-flags-{run}:"
     section = Section("Feature flags")

@@ -24,10 +24,10 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, create_engine, text
 
-from bench.run import SIZES, Figure, Section, _p95, _plain, _timed, _with_db, write_results
+from bench.run import SIZES, Figure, Section, _p95, _timed, _with_db, write_results
 from core import migrate, rollups_refresh
 from core.config import Settings
-from core.db import Database, normalize_url
+from core.db import Database, libpq_url, normalize_url
 from core.histogram import bucket_sql
 from core.models import TimeWindow
 from core.providers.records import write_executions
@@ -140,7 +140,7 @@ def measure_folding(url: str, section: Section, rounds: int) -> None:
     rng = random.Random(1)
     samples: list[float] = []
     try:
-        with psycopg.connect(_plain(url)) as conn:
+        with psycopg.connect(libpq_url(url)) as conn:
             newest = conn.execute("SELECT max(created_at) FROM prompt_executions").fetchone()[0]  # type: ignore[index]
         minute = newest.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
         for i in range(rounds):
@@ -249,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             rollups_refresh.refresh(url)
             setup.add(Figure("first refresh (builds execution_error_hour whole)", time.perf_counter() - start, "s"))
-            with psycopg.connect(_plain(url), autocommit=True) as conn:
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
-        with psycopg.connect(_plain(url)) as conn:
+        with psycopg.connect(libpq_url(url)) as conn:
             end = conn.execute("SELECT max(created_at) FROM prompt_executions").fetchone()[0]  # type: ignore[index]
         print("queries:", flush=True)
         measure_queries(url, end, reading, args.repeat, args.raw_repeat)

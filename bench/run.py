@@ -29,7 +29,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from core import migrate, rollups
 from core.config import PROJECT_ROOT, Settings
-from core.db import normalize_url
+from core.db import libpq_url, normalize_url
 from core.models import TimeWindow
 from core.seed import SeedOptions, seed
 from core.stack import EmbeddedStack, resolve_urls
@@ -61,12 +61,8 @@ class Section:
         return figure
 
 
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-
-
 def _with_db(url: str, name: str) -> str:
-    return f"{_plain(url).rsplit('/', 1)[0]}/{name}"
+    return f"{libpq_url(url).rsplit('/', 1)[0]}/{name}"
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:

@@ -38,7 +38,7 @@ import redis
 from core import migrate
 from core.bootstrap import build_services
 from core.config import Settings
-from core.db import Database, normalize_url
+from core.db import Database, libpq_url
 from core.leaderboards import Subject, Window
 from core.models import Actor, AuditSource, Role, TimeWindow
 from core.seed import SeedOptions, seed
@@ -79,12 +79,8 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-
-
 def _with_db(url: str, name: str) -> str:
-    return f"{_plain(url).rsplit('/', 1)[0]}/{name}"
+    return f"{libpq_url(url).rsplit('/', 1)[0]}/{name}"
 
 
 HEAVY_INSERT = """
@@ -110,7 +106,7 @@ def prepare(url: str, executions: int, days: int, heavy: int) -> int:
     """Seed the platform and insert the heavy user; return their id."""
     migrate.upgrade(url)
     seed(url, SeedOptions(executions=executions, days=days, seed=42), progress=True)
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         start, end, user_id, prompts = conn.execute(
             "SELECT min(created_at), max(created_at), (SELECT max(id) + 1 FROM users), (SELECT count(*) FROM prompts) "
             "FROM prompt_executions"

@@ -15,7 +15,7 @@ from core import rollups as rollup_builder
 from core import rollups_refresh, simulator
 from core.cache.cli import cache_app
 from core.config import Settings, get_settings
-from core.db import DatabaseUnavailable, normalize_url
+from core.db import DatabaseUnavailable, libpq_url
 from core.flags import cli as flags_cli
 from core.leaderboards import cli as leaderboards_cli
 from core.models import InvalidInput
@@ -50,13 +50,9 @@ def _database_url() -> str:
     return resolve_urls(_settings()).database_url
 
 
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-
-
 def _connect(url: str) -> psycopg.Connection:
     try:
-        return psycopg.connect(_plain(url), connect_timeout=5)
+        return psycopg.connect(libpq_url(url), connect_timeout=5)
     except psycopg.OperationalError as exc:
         hint = "run `krowoc-admin stack up`" if _settings().embedded else "check KROWOC_DATABASE_URL"
         raise DatabaseUnavailable(f"cannot reach PostgreSQL at {_redact(url)} ({hint})") from exc

@@ -27,6 +27,11 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """Makes a PostgreSQL URL plain libpq (what psycopg.connect takes), whatever driver it names."""
+    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+
+
 def make_engine(url: str, *, pool_size: int = 5, application_name: str = "krowoc-admin") -> Engine:
     """Builds a pooled engine that checks connections before use."""
     return create_engine(

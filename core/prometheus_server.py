@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from core.config import PROJECT_ROOT, Settings
+from core.network import port_taken
 
 CONFIG = PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 INSTALL_HINT = "install Debian's prometheus package (apt-get install -y prometheus)"
@@ -32,12 +32,6 @@ class PrometheusStatus:
     url: str
     pid: int | None
     detail: str = ""
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 class PrometheusServer:
@@ -86,7 +80,7 @@ class PrometheusServer:
             return f"Prometheus is not installed; live panels stay 'not configured' ({INSTALL_HINT})."
         if self.pid() is not None:
             return None
-        if _port_taken(self.port):
+        if port_taken(self.port):
             return (
                 f"Port {self.port} on 127.0.0.1 is taken by a server this stack did not start; Prometheus not started."
             )
@@ -104,7 +98,7 @@ class PrometheusServer:
         self.pidfile.write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _port_taken(self.port) and self.ready():
+            if port_taken(self.port) and self.ready():
                 return None
             if proc.poll() is not None:
                 return f"Prometheus exited with status {proc.returncode}; see {self.log}."

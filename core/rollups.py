@@ -18,7 +18,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.db import normalize_url
+from core.db import libpq_url
 from core.histogram import bucket_of, bucket_sql, midpoint_sql, quantile_rank_sql
 
 KEYS = "bucket_start, provider, model, status, error_category"
@@ -187,10 +187,6 @@ FAR_PAST = datetime(1970, 1, 1).astimezone()
 FAR_FUTURE = datetime(9999, 1, 1).astimezone()
 
 
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
-
-
 def rebuild_in(conn: psycopg.Connection, start: datetime | None = None, end: datetime | None = None) -> int:
     """Recomputes both rollups for [start, end) (whole hours) inside the caller's transaction."""
     lo = (start or FAR_PAST).replace(minute=0, second=0, microsecond=0)
@@ -228,7 +224,7 @@ def set_watermark(conn: psycopg.Connection) -> None:
 
 def rebuild(url: str, start: datetime | None = None, end: datetime | None = None) -> int:
     """Recomputes both rollups for a range (everything when no range is given); returns minute rows."""
-    with psycopg.connect(_plain(url)) as conn, conn.transaction():
+    with psycopg.connect(libpq_url(url)) as conn, conn.transaction():
         rows = rebuild_in(conn, start, end)
         conn.execute("ANALYZE execution_rollup_minute")
         return rows

@@ -28,7 +28,7 @@ import psycopg
 import typer
 
 from core import rollups
-from core.db import normalize_url
+from core.db import libpq_url
 
 LOCK_KEY = 0x6B726F776F63  # "krowoc": the advisory lock every refresher takes.
 WATERMARK = "executions"
@@ -92,10 +92,6 @@ class RefreshReport:
             f"Folded {self.new_executions:,} execution(s) into {self.minutes} minute(s) and {self.hours} hour(s) "
             f"in {self.seconds * 1000:.0f} ms (watermark id {self.last_execution_id:,})."
         )
-
-
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
 
 
 def _runs(buckets: Iterable[datetime], step: timedelta) -> list[tuple[datetime, datetime]]:
@@ -328,7 +324,7 @@ def refresh_in(conn: psycopg.Connection, *, overlap_ids: int = OVERLAP_IDS) -> R
 
 def refresh(url: str, *, overlap_ids: int = OVERLAP_IDS) -> RefreshReport:
     """Fold the executions written since the last refresh into the rollups, in one transaction."""
-    with psycopg.connect(_plain(url), connect_timeout=5) as conn, conn.transaction():
+    with psycopg.connect(libpq_url(url), connect_timeout=5) as conn, conn.transaction():
         return refresh_in(conn, overlap_ids=overlap_ids)
 
 

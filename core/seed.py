@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 from pydantic import BaseModel, Field
 
 from core import rollups
-from core.db import normalize_url
+from core.db import libpq_url
 from core.models import InvalidInput
 
 CHUNK_ROWS = 250_000
@@ -553,13 +553,9 @@ SEEDED_TABLES = (
 
 def is_seeded(url: str) -> bool:
     """Tells whether the database already holds users or executions."""
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM prompt_executions)").fetchone()
     return bool(row and row[0])
-
-
-def _plain(url: str) -> str:
-    return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
 
 
 def _months_between(start: datetime, end: datetime) -> int:
@@ -585,7 +581,7 @@ def seed(
     report = SeedReport(start=gen.start, end=end)
     clock = time.perf_counter()
 
-    with psycopg.connect(_plain(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         if reset:
             conn.execute(f"TRUNCATE {', '.join(SEEDED_TABLES)}")
@@ -690,7 +686,7 @@ def _run_in_parallel(url: str, statements: list[str], *, setup: str = "") -> Non
 
     def worker() -> None:
         try:
-            with psycopg.connect(_plain(url), autocommit=True) as conn:
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 if setup:
                     conn.execute(setup)
                 while not failures:
@@ -720,7 +716,7 @@ def _build_latency_summaries(url: str, start: datetime, end: datetime) -> None:
 
     def build(a: datetime, b: datetime) -> None:
         try:
-            with psycopg.connect(_plain(url)) as conn, conn.transaction():
+            with psycopg.connect(libpq_url(url)) as conn, conn.transaction():
                 conn.execute("SET LOCAL work_mem = '256MB'")
                 rollups.rebuild_latency_hour(conn, a, b)
         except BaseException as exc:
@@ -778,7 +774,7 @@ def _load_executions(
 
     def writer() -> None:
         try:
-            with psycopg.connect(_plain(url), autocommit=True) as conn:
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
                 conn.execute("SET synchronous_commit = off")
                 conn.execute("SET TimeZone = 'UTC'")
                 while (item := work.get()) is not None:

@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ import psutil
 
 from core import prometheus_server, unleash_server
 from core.config import Settings
+from core.network import port_taken
 
 PG_USER = "postgres"
 PG_DATABASE = "krowoc"
@@ -47,12 +47,6 @@ class StackUrls:
     redis_url: str
 
 
-def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
 def _port_taken_message(port: int, setting: str) -> str:
     return (
         f"Port {port} on 127.0.0.1 is taken by a server this stack did not start. "
@@ -63,7 +57,7 @@ def _port_taken_message(port: int, setting: str) -> str:
 def _wait_for_port(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _port_taken(port):
+        if port_taken(port):
             return True
         time.sleep(0.1)
     return False
@@ -200,9 +194,9 @@ class EmbeddedStack:
                 "so nothing embedded is started."
             )
         # Every port is checked before anything starts, so a taken port leaves nothing half-started.
-        if self._pg_pid() is None and _port_taken(self.pg_port):
+        if self._pg_pid() is None and port_taken(self.pg_port):
             raise StackError(_port_taken_message(self.pg_port, "KROWOC_EMBEDDED_POSTGRES_PORT"))
-        if self._valkey_pid() is None and _port_taken(self.redis_port):
+        if self._valkey_pid() is None and port_taken(self.redis_port):
             raise StackError(_port_taken_message(self.redis_port, "KROWOC_EMBEDDED_REDIS_PORT"))
         self.root.mkdir(parents=True, exist_ok=True)
         self._up_postgres()
@@ -232,7 +226,7 @@ class EmbeddedStack:
     def _up_postgres(self) -> None:
         if self._pg_pid() is not None:
             return
-        if _port_taken(self.pg_port):
+        if port_taken(self.pg_port):
             raise StackError(_port_taken_message(self.pg_port, "KROWOC_EMBEDDED_POSTGRES_PORT"))
         self.pg_dir.mkdir(parents=True, exist_ok=True)
         user = self._run_as()
@@ -308,7 +302,7 @@ class EmbeddedStack:
     def _up_valkey(self) -> None:
         if self._valkey_pid() is not None:
             return
-        if _port_taken(self.redis_port):
+        if port_taken(self.redis_port):
             raise StackError(_port_taken_message(self.redis_port, "KROWOC_EMBEDDED_REDIS_PORT"))
         self.valkey_dir.mkdir(parents=True, exist_ok=True)
         argv = [

@@ -14,7 +14,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +25,7 @@ import psutil
 import psycopg
 
 from core.config import Settings
+from core.network import port_taken
 
 UNLEASH_DATABASE = "unleash"
 ENVIRONMENTS = ("development", "production")
@@ -103,12 +103,6 @@ def missing_requirement() -> str | None:
     if find_unleash_server() is None:
         return f"unleash-server is not installed. {NODE_HINT}"
     return None
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def healthy(base_url: str, timeout: float = 2.0) -> bool:
@@ -196,7 +190,7 @@ class UnleashServer:
         problem = missing_requirement()
         if problem is not None:
             raise UnleashServerError(problem)
-        if _port_taken(self.port):
+        if port_taken(self.port):
             raise UnleashServerError(
                 f"Port {self.port} on 127.0.0.1 is taken by a server this stack did not start. "
                 "Stop it, or set KROWOC_EMBEDDED_UNLEASH_PORT to a free port."

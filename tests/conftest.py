@@ -22,7 +22,7 @@ import redis
 from core import migrate
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.db import normalize_url
+from core.db import libpq_url, normalize_url
 from core.models import Actor, AuditSource, Role
 from core.stack import EmbeddedStack
 
@@ -51,10 +51,6 @@ def require_binary(name: str, install: str) -> str:
 def _with_db(url: str, name: str) -> str:
     base, _, _ = normalize_url(url).rpartition("/")
     return f"{base}/{name}"
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +95,7 @@ def redis_url(servers: tuple[str, str], redis_prefix: str) -> Iterator[str]:
 def _databases(servers: tuple[str, str]) -> Iterator[list[str]]:
     created: list[str] = []
     yield created
-    admin = _plain(_with_db(servers[0], "postgres"))
+    admin = libpq_url(_with_db(servers[0], "postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in reversed(created):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -107,7 +103,7 @@ def _databases(servers: tuple[str, str]) -> Iterator[list[str]]:
 
 def _create_database(servers: tuple[str, str], created: list[str], template: str | None = None) -> str:
     name = f"krowoc_test_{RUN_ID}_{next(_counter)}"
-    admin = _plain(_with_db(servers[0], "postgres"))
+    admin = libpq_url(_with_db(servers[0], "postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         clause = f' TEMPLATE "{template}"' if template else ""
         conn.execute(f'CREATE DATABASE "{name}"{clause}')

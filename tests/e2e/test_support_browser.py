@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from core.db import libpq_url
 from core.models import Tier
 from core.ratelimit import RateLimiter
 from core.seed import SeedOptions, seed
@@ -27,10 +28,6 @@ from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import _free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture()
@@ -82,7 +79,7 @@ def support_stack(
 
 
 def _failed_with_payload(database_url: str) -> tuple[int, str, int]:
-    with psycopg.connect(_plain(database_url)) as conn:
+    with psycopg.connect(libpq_url(database_url)) as conn:
         row = conn.execute(
             "SELECT u.id, u.email, e.id FROM prompt_executions e JOIN users u ON u.id = e.user_id "
             "JOIN execution_payloads p ON p.execution_id = e.id "
@@ -156,7 +153,7 @@ def test_support_finds_a_failed_execution_reveals_it_and_fixes_the_account(
     client.close()
 
     # The audit log holds all four, each with before and after.
-    with psycopg.connect(_plain(database_url)) as conn:
+    with psycopg.connect(libpq_url(database_url)) as conn:
         rows = conn.execute(
             "SELECT action, actor, actor_role, target_id, reason, before, after, outcome FROM audit_log ORDER BY id"
         ).fetchall()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from core import rollups, rollups_refresh
-from core.db import Database
+from core.db import Database, libpq_url
 from core.providers.records import write_executions
 from tests.operate_support import random_records
 
@@ -22,10 +22,6 @@ TABLES = {
 }
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 def _snapshot(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
     return {
         table: [tuple(row) for row in conn.execute(f"SELECT * FROM {table} ORDER BY {keys}").fetchall()]
@@ -35,7 +31,7 @@ def _snapshot(conn: psycopg.Connection) -> dict[str, list[tuple[object, ...]]]:
 
 def _from_scratch(url: str) -> dict[str, list[tuple[object, ...]]]:
     """Rebuild everything from the raw table in a transaction that is rolled back, and read it."""
-    with psycopg.connect(_plain(url)) as conn, conn.transaction(force_rollback=True):
+    with psycopg.connect(libpq_url(url)) as conn, conn.transaction(force_rollback=True):
         rollups.rebuild_in(conn)
         conn.execute("TRUNCATE execution_error_hour")
         rollups_refresh.rebuild_error_hours(conn, rollups.FAR_PAST, rollups.FAR_FUTURE)
@@ -43,12 +39,12 @@ def _from_scratch(url: str) -> dict[str, list[tuple[object, ...]]]:
 
 
 def _current(url: str) -> dict[str, list[tuple[object, ...]]]:
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         return _snapshot(conn)
 
 
 def _ensure_partitions(url: str, since: datetime) -> None:
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         conn.execute("SELECT krowoc_ensure_execution_partitions(%s::date, 3)", (since.date().replace(day=1),))
         conn.commit()
 
@@ -92,7 +88,7 @@ def test_a_late_execution_lands_in_its_old_minute(make_database: Callable[..., s
         with db.write() as conn:
             write_executions(conn, random_records(rng, 3, old_minute, timedelta(seconds=30)))
         report = rollups_refresh.refresh(url)
-        with psycopg.connect(_plain(url)) as conn:
+        with psycopg.connect(libpq_url(url)) as conn:
             row = conn.execute(
                 "SELECT sum(executions) FROM execution_rollup_minute WHERE bucket_start = %s", (old_minute,)
             ).fetchone()
@@ -104,7 +100,7 @@ def test_a_late_execution_lands_in_its_old_minute(make_database: Callable[..., s
 
 def test_a_second_refresher_skips_while_the_first_holds_the_lock(make_database: Callable[..., str]) -> None:
     url = make_database()
-    with psycopg.connect(_plain(url)) as holder, holder.transaction():
+    with psycopg.connect(libpq_url(url)) as holder, holder.transaction():
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (rollups_refresh.LOCK_KEY,))
         second = rollups_refresh.refresh(url)
     assert second.skipped

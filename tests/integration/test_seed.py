@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from core import rollups
+from core.db import libpq_url
 from core.histogram import bucket_of, bucket_sql
 from core.seed import SeedOptions, SeedRefused, hour_aligned_chunks, seed
 from tests.conftest import SEED_DAYS, SEED_EXECUTIONS
@@ -18,12 +19,8 @@ from tests.conftest import SEED_DAYS, SEED_EXECUTIONS
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 def _digest(url: str) -> tuple[str, str, str]:
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         rows = conn.execute(
             """
             SELECT
@@ -60,7 +57,7 @@ def test_reset_replaces_the_data(make_database: Callable[..., str]) -> None:
     url = make_database()
     seed(url, SeedOptions(executions=2_000, days=2, seed=1, end=END), progress=False)
     report = seed(url, SeedOptions(executions=3_000, days=2, seed=2, end=END), reset=True, progress=False)
-    with psycopg.connect(_plain(url)) as conn:
+    with psycopg.connect(libpq_url(url)) as conn:
         count = conn.execute("SELECT count(*) FROM prompt_executions").fetchone()
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'prompt_executions'")}
     assert report.executions == 3_000
@@ -70,7 +67,7 @@ def test_reset_replaces_the_data(make_database: Callable[..., str]) -> None:
 
 def test_seeded_rollups_equal_the_sql_aggregation_of_the_raw_table(seeded_database_url: str) -> None:
     columns = rollups.ROLLUP_COLUMNS
-    with psycopg.connect(_plain(seeded_database_url)) as conn:
+    with psycopg.connect(libpq_url(seeded_database_url)) as conn:
         conn.execute("CREATE TEMP TABLE seeded_minute AS SELECT * FROM execution_rollup_minute")
         conn.execute("CREATE TEMP TABLE seeded_hour AS SELECT * FROM execution_rollup_hour")
         rollups.rebuild_in(conn)
@@ -91,14 +88,14 @@ def test_seeded_rollups_equal_the_sql_aggregation_of_the_raw_table(seeded_databa
 
 
 def test_histogram_buckets_agree_between_python_and_postgres(seeded_database_url: str) -> None:
-    with psycopg.connect(_plain(seeded_database_url)) as conn:
+    with psycopg.connect(libpq_url(seeded_database_url)) as conn:
         rows = conn.execute(f"SELECT {bucket_sql('x')} FROM generate_series(0, 700000) AS x ORDER BY x").fetchall()
     in_sql = np.array([r[0] for r in rows])
     assert np.array_equal(in_sql, bucket_of(np.arange(0, 700001)))
 
 
 def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -> None:
-    with psycopg.connect(_plain(seeded_database_url)) as conn:
+    with psycopg.connect(libpq_url(seeded_database_url)) as conn:
         (executions,) = conn.execute("SELECT count(*) FROM prompt_executions").fetchone()  # type: ignore[misc]
         tiers = dict(conn.execute("SELECT tier, count(*) FROM users GROUP BY tier").fetchall())
         medians = dict(

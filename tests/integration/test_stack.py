@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from core.config import Settings
-from core.stack import EmbeddedStack, StackError, StackUrls, _port_taken, _valkey_bin, _wait_for_port
+from core.network import port_taken
+from core.stack import EmbeddedStack, StackError, StackUrls, _valkey_bin, _wait_for_port
 
 
 def free_ports(count: int) -> list[int]:
@@ -158,8 +159,8 @@ def test_down_stops_only_its_own_servers(
     assert stack.down() == ["postgres", "valkey"]
     for pid in started.values():
         assert pid is not None and not psutil.pid_exists(pid)
-    assert not _port_taken(stack.pg_port)
-    assert not _port_taken(stack.redis_port)
+    assert not port_taken(stack.pg_port)
+    assert not port_taken(stack.redis_port)
     assert not stack.state_file.exists()
     assert [c.running for c in stack.status()] == [False, False]
     assert decoy.poll() is None
@@ -204,7 +205,7 @@ def test_a_taken_port_is_refused_and_nothing_starts(tmp_path: Path, taken: str) 
             assert setting in message
             assert [c.running for c in stack.status()] == [False, False]
             free = redis_port if taken == "postgres" else pg_port
-            assert not _port_taken(free)
+            assert not port_taken(free)
             assert not (stack.pg_data / "PG_VERSION").exists()
             assert not stack.valkey_pidfile.exists()
         finally:
