@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,39 +35,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def dashboard_url(seeded_database_url: str, redis_url: str, redis_prefix: str, tmp_path_factory: Any) -> Iterator[str]:
-    """Starts ``streamlit run dashboard/app.py`` on a free loopback port and yields its URL."""
+@contextmanager
+def running_dashboard(overrides: dict[str, str], log: Path) -> Iterator[str]:
+    """Runs ``streamlit run dashboard/app.py`` on a free loopback port with these settings; yields its URL."""
     port = _free_port()
-    env = dict(
-        os.environ,
-        KROWOC_DATABASE_URL=seeded_database_url,
-        KROWOC_REDIS_URL=redis_url,
-        KROWOC_REDIS_KEY_PREFIX=redis_prefix,
-        KROWOC_DEV_LOGIN="true",
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = Path(tmp_path_factory.mktemp("streamlit")) / "streamlit.log"
+    env = dict(os.environ, KROWOC_DEV_LOGIN="true", STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **overrides)
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(PROJECT_ROOT / "dashboard" / "app.py"),
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+            [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -87,6 +66,19 @@ def dashboard_url(seeded_database_url: str, redis_url: str, redis_prefix: str, t
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def dashboard_url(seeded_database_url: str, redis_url: str, redis_prefix: str, tmp_path_factory: Any) -> Iterator[str]:
+    """The dashboard on the seeded test database."""
+    log = Path(tmp_path_factory.mktemp("streamlit")) / "streamlit.log"
+    settings = {
+        "KROWOC_DATABASE_URL": seeded_database_url,
+        "KROWOC_REDIS_URL": redis_url,
+        "KROWOC_REDIS_KEY_PREFIX": redis_prefix,
+    }
+    with running_dashboard(settings, log) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +10,10 @@ from typing import Any
 import pytest
 
 from core.flags.unleash_admin import UnleashAdmin
-from tests.conftest import PROJECT_ROOT, _create_database, _with_db
+from tests.conftest import _create_database, _with_db
+from tests.e2e.conftest import running_dashboard
 from tests.integration import test_flags_unleash_server as unleash_server
-from tests.integration.test_flags_unleash_server import RunningUnleash, free_port
+from tests.integration.test_flags_unleash_server import RunningUnleash
 
 pytestmark = pytest.mark.e2e
 unleash = unleash_server.unleash  # the run's Unleash, shared with the other flag test modules
@@ -35,60 +31,17 @@ def flags_dashboard_url(
 ) -> Iterator[str]:
     """Starts ``streamlit run dashboard/app.py`` pointed at the run's Unleash and a fresh database."""
     folder = tmp_path_factory.mktemp("flags-streamlit")
-    port = free_port()
-    env = dict(
-        os.environ,
-        KROWOC_DATABASE_URL=_with_db(servers[0], _create_database(servers, _databases, template_database)),
-        KROWOC_REDIS_URL=redis_url,
-        KROWOC_REDIS_KEY_PREFIX=redis_prefix,
-        KROWOC_DEV_LOGIN="true",
-        KROWOC_UNLEASH_URL=unleash.endpoint.api_url,
-        KROWOC_UNLEASH_ADMIN_TOKEN=unleash.endpoint.admin_token,
-        KROWOC_UNLEASH_CLIENT_TOKEN=unleash.endpoint.client_tokens["production"],
-        KROWOC_UNLEASH_BACKUP_DIR=str(folder / "unleash-backup"),
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = folder / "streamlit.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(PROJECT_ROOT / "dashboard" / "app.py"),
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-            ],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Streamlit did not start; log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    settings = {
+        "KROWOC_DATABASE_URL": _with_db(servers[0], _create_database(servers, _databases, template_database)),
+        "KROWOC_REDIS_URL": redis_url,
+        "KROWOC_REDIS_KEY_PREFIX": redis_prefix,
+        "KROWOC_UNLEASH_URL": unleash.endpoint.api_url,
+        "KROWOC_UNLEASH_ADMIN_TOKEN": unleash.endpoint.admin_token,
+        "KROWOC_UNLEASH_CLIENT_TOKEN": unleash.endpoint.client_tokens["production"],
+        "KROWOC_UNLEASH_BACKUP_DIR": str(folder / "unleash-backup"),
+    }
+    with running_dashboard(settings, folder / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def pick(page: Any, container: Any, label: str, option: str) -> None:

@@ -6,11 +6,6 @@ changes data: a tier, a rate-limit bucket and audit records.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +19,7 @@ from core.db import libpq_url
 from core.models import Tier
 from core.ratelimit import RateLimiter
 from core.seed import SeedOptions, seed
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import _free_port
+from tests.e2e.conftest import running_dashboard
 
 pytestmark = pytest.mark.e2e
 
@@ -38,44 +32,9 @@ def support_stack(
     database_url = make_database()
     seed(database_url, SeedOptions(executions=6_000, days=2, seed=31, payload_fraction=0.5), progress=False)
     prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    port = _free_port()
-    env = dict(
-        os.environ,
-        KROWOC_DATABASE_URL=database_url,
-        KROWOC_REDIS_URL=redis_url,
-        KROWOC_REDIS_KEY_PREFIX=prefix,
-        KROWOC_DEV_LOGIN="true",
-        STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
-    )
-    log = tmp_path / "streamlit.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-                "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-            ],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Streamlit did not start; log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    settings = {"KROWOC_DATABASE_URL": database_url, "KROWOC_REDIS_URL": redis_url, "KROWOC_REDIS_KEY_PREFIX": prefix}
+    with running_dashboard(settings, tmp_path / "streamlit.log") as url:
         yield {"url": url, "database_url": database_url, "prefix": prefix, "redis_url": redis_url}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _failed_with_payload(database_url: str) -> tuple[int, str, int]:
