@@ -171,6 +171,11 @@ class AuditLog:
             rows = conn.execute(select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit)).all()
         return [AuditRecord.model_validate(row, from_attributes=True) for row in rows]
 
+    def browse(self, reader: Actor, /, **filters: Any) -> list[AuditRecord]:
+        """Returns audit records for a member of staff allowed to read the audit log (see ``search``)."""
+        require(reader, Permission.VIEW_AUDIT_LOG)
+        return self.search(**filters)
+
     def search(
         self,
         *,

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.audit import AuditLog
 from core.health import HealthCheck, HealthStatus, check_services, overall
-from core.models import AuditOutcome, AuditRecord, InvalidInput, TimeWindow
+from core.models import Actor, AuditOutcome, AuditRecord, InvalidInput, TimeWindow
 from dashboard.services import services
 
 STATUS_ICONS = {HealthStatus.PASS: "🟢 pass", HealthStatus.WARN: "🟡 warn", HealthStatus.FAIL: "🔴 fail"}
@@ -88,10 +88,11 @@ def audit_filters() -> AuditFilters:
     return filters
 
 
-def audit_records(filters: AuditFilters, window: TimeWindow) -> list[AuditRecord]:
-    """Return the newest audit records matching the filters in the window."""
+def audit_records(actor: Actor, filters: AuditFilters, window: TimeWindow) -> list[AuditRecord]:
+    """Return the newest audit records matching the filters in the window, if the actor may read them."""
     log: AuditLog = services().audit
-    records = log.search(
+    records = log.browse(
+        actor,
         actor=filters.actor,
         action=filters.action,
         target_type=filters.target_type,

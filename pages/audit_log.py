@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from dashboard import admin, widgets
+from dashboard import admin, auth, widgets
 
 st.title("Audit log")
+actor = auth.current_actor()
 window = widgets.time_window()
 filters = admin.audit_filters()
-records = admin.audit_records(filters, window)
+records = admin.audit_records(actor, filters, window)
 
 if not records:
     st.info("No audit records match these filters in this range.", icon=":material/info:")

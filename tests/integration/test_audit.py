@@ -311,3 +311,14 @@ def test_denied_invalid_and_failed_actions_publish_nothing(services: Services, s
         AuditOutcome.INVALID,
         AuditOutcome.DENIED,
     ]
+
+
+def test_reading_the_audit_log_needs_the_permission_in_core(services: Services) -> None:
+    viewer = Actor(id="viewer@krowoc.test", role=Role.VIEWER, source=AuditSource.CLI)
+    support = Actor(id="support@krowoc.test", role=Role.SUPPORT, source=AuditSource.CLI)
+    services.audit.record(
+        actor=support, action="reset_rate_limit", target_type="user", target_id="5", outcome=AuditOutcome.SUCCESS
+    )
+    with pytest.raises(PermissionDenied):
+        services.audit.browse(viewer, target_id="5")
+    assert [r.action for r in services.audit.browse(support, target_id="5")] == ["reset_rate_limit"]
