@@ -334,47 +334,36 @@ SELECT CAST(coalesce(sum(executions), 0) AS bigint) AS executions,
 FROM ({platform}) AS per_bucket
 """
 
+_WINDOW_QUANTILE = """
+WITH entries AS (
+    SELECT unnest(latency_buckets) AS bucket, unnest(latency_counts) AS n
+    FROM {source}
+),
+histogram AS (
+    -- The window's histograms merged into one.
+    SELECT bucket, CAST(sum(n) AS float8) AS n FROM entries GROUP BY bucket
+),
+cumulative AS (
+    SELECT bucket, sum(n) OVER (ORDER BY bucket) AS running, sum(n) OVER () AS total
+    FROM histogram
+)
+SELECT CAST(bucket AS integer) AS histogram_bucket
+FROM cumulative
+WHERE running >= floor(CAST(:q AS float8) * (total - 1)) + 1
+ORDER BY bucket
+LIMIT 1
+"""
+
 WINDOW_LATENCY_QUANTILE: dict[Grain, str] = {
-    Grain.MINUTE: """
-WITH entries AS (
-    SELECT unnest(latency_buckets) AS bucket, unnest(latency_counts) AS n
-    FROM execution_rollup_minute
-    WHERE bucket_start >= :start AND bucket_start < :end
-),
-histogram AS (
-    -- Every group's histogram of every minute of the window, merged into one.
-    SELECT bucket, CAST(sum(n) AS float8) AS n FROM entries GROUP BY bucket
-),
-cumulative AS (
-    SELECT bucket, sum(n) OVER (ORDER BY bucket) AS running, sum(n) OVER () AS total
-    FROM histogram
-)
-SELECT CAST(bucket AS integer) AS histogram_bucket
-FROM cumulative
-WHERE running >= floor(CAST(:q AS float8) * (total - 1)) + 1
-ORDER BY bucket
-LIMIT 1
-""",
-    Grain.HOUR: """
-WITH entries AS (
-    SELECT unnest(latency_buckets) AS bucket, unnest(latency_counts) AS n
-    FROM execution_latency_hour
-    WHERE bucket_start >= :start AND bucket_start < :end AND provider = '*' AND model = '*'
-),
-histogram AS (
-    -- The platform-wide hourly histograms (already merged across groups) of the window, merged.
-    SELECT bucket, CAST(sum(n) AS float8) AS n FROM entries GROUP BY bucket
-),
-cumulative AS (
-    SELECT bucket, sum(n) OVER (ORDER BY bucket) AS running, sum(n) OVER () AS total
-    FROM histogram
-)
-SELECT CAST(bucket AS integer) AS histogram_bucket
-FROM cumulative
-WHERE running >= floor(CAST(:q AS float8) * (total - 1)) + 1
-ORDER BY bucket
-LIMIT 1
-""",
+    # Every group's histogram of every minute of the window.
+    Grain.MINUTE: _WINDOW_QUANTILE.format(
+        source="execution_rollup_minute WHERE bucket_start >= :start AND bucket_start < :end"
+    ),
+    # The platform-wide hourly histograms (already merged across groups) of the window.
+    Grain.HOUR: _WINDOW_QUANTILE.format(
+        source="execution_latency_hour WHERE bucket_start >= :start AND bucket_start < :end"
+        " AND provider = '*' AND model = '*'"
+    ),
 }
 
 
