@@ -28,7 +28,7 @@ from core.ratelimit import BucketState
 from core.rbac import Permission, can
 from core.users import ExecutionCancel, Payload, PayloadReveal, TierChange, UserStatusChange
 from core.users.service import SessionsUnavailable
-from dashboard import auth
+from dashboard import auth, time_range
 from dashboard.services import services
 from queries import executions as execution_queries
 from queries import users as user_queries
@@ -159,8 +159,14 @@ SIGNATURE_KEY = "executions.signature"
 
 
 def page_cursors(filters: ExecutionFilters) -> list[str]:
-    """Return the cursor tokens of the pages shown so far for this search (new search: none)."""
-    signature = repr(filters)
+    """Return the cursor tokens of the pages shown so far for this search (new search: none).
+
+    A search is the same while its filters and its time-range link are: a "last 7 days" window
+    moves with the clock on every run, and paging must not start over when a minute turns.
+    """
+    time_range_link = {name: st.query_params[name] for name in time_range.LINK_PARAMS if name in st.query_params}
+    search = (filters.user_id, filters.status, filters.category, filters.provider, filters.model, filters.sort)
+    signature = repr((search, filters.descending, sorted(time_range_link.items())))
     if st.session_state.get(SIGNATURE_KEY) != signature:
         st.session_state[SIGNATURE_KEY] = signature
         st.session_state[PAGES_KEY] = []
