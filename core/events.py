@@ -100,7 +100,12 @@ class AdminEventConsumer:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self._remove_stale_groups()
+        try:
+            self._remove_stale_groups()
+        except redis.ResponseError as exc:
+            # Best effort: the stream may vanish between the two calls, and a failure here must not
+            # make the reader create its group (and so the stream) again from scratch.
+            log.info("stale admin-event groups not cleaned: %s", exc)
 
     def _remove_stale_groups(self) -> None:
         for group in self.client.xinfo_groups(self.stream):
