@@ -22,15 +22,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 
 from bench.run import SIZES, Figure, Section, _p95, _timed, _with_db, write_results
 from core import migrate, rollups_refresh
 from core.config import Settings
-from core.db import Database, libpq_url, normalize_url
+from core.db import Database, libpq_url, make_engine
 from core.histogram import bucket_sql
 from core.models import TimeWindow
 from core.providers.records import write_executions
+from core.runtime import freeze_startup_heap
 from core.seed import SeedOptions, seed
 from core.stack import EmbeddedStack, resolve_urls
 from queries import errors, latency
@@ -85,7 +86,9 @@ FAST: dict[str, Callable[[Connection, TimeWindow], Any]] = {
 
 def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_repeat: int) -> None:
     """Time each Errors/Latency query against its raw-table version, per window, in the same run."""
-    engine = create_engine(normalize_url(url), pool_size=1)
+    # The process is set up as the dashboard's is once its services are built (core.runtime).
+    freeze_startup_heap()
+    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.db)
     try:
         with engine.connect() as conn:
             for label, span in WINDOWS.items():

@@ -25,12 +25,13 @@ from typing import Any
 
 import psutil
 import psycopg
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 
 from core import migrate, rollups
 from core.config import PROJECT_ROOT, Settings
-from core.db import libpq_url, normalize_url
+from core.db import libpq_url, make_engine
 from core.models import TimeWindow
+from core.runtime import freeze_startup_heap
 from core.seed import SeedOptions, seed
 from core.stack import EmbeddedStack, resolve_urls
 
@@ -117,7 +118,9 @@ def measure_queries(
     """
     from queries.overview import grain_for
 
-    engine = create_engine(normalize_url(url), pool_size=1)
+    # The process is set up as the dashboard's is once its services are built (core.runtime).
+    freeze_startup_heap()
+    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.db)
     windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
     try:
         with engine.connect() as conn:

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
+from core.runtime import freeze_startup_heap
 
 
 def settings_key(settings: Settings) -> str:
@@ -27,4 +28,7 @@ def services() -> Services:
 @st.cache_resource(show_spinner=False)
 def _services_for(key: str, _settings: Settings) -> Services:
     # Keyed by the settings digest: a changed configuration builds new services.
-    return build_services(_settings)
+    built = build_services(_settings)
+    # The modules and services live as long as the process: keep full collections off them.
+    freeze_startup_heap()
+    return built
