@@ -38,7 +38,15 @@ def bucket_of(values_ms: npt.ArrayLike) -> npt.NDArray[np.int16]:
     arr = np.asarray(values_ms, dtype=np.float64)
     out = np.zeros(arr.shape, dtype=np.int64)
     positive = arr >= 1
-    out[positive] = np.minimum(MAX_BUCKET, np.floor(np.log(arr[positive]) / _LOG_GROWTH).astype(np.int64) + 1)
+    kept = arr[positive]
+    steps = np.log(kept) / _LOG_GROWTH
+    # numpy's vectorised log may differ from the C library's (which PostgreSQL's ln() calls) in the
+    # last bit; that only matters where the quotient sits on a bucket edge, so those few values are
+    # recomputed with math.log, the C library's, and both sides agree on every value.
+    edge = np.abs(steps - np.rint(steps)) < 1e-9
+    if edge.any():
+        steps[edge] = [math.log(v) / _LOG_GROWTH for v in kept[edge].tolist()]
+    out[positive] = np.minimum(MAX_BUCKET, np.floor(steps).astype(np.int64) + 1)
     return out.astype(np.int16)
 
 
