@@ -144,8 +144,26 @@ def _merged_histogram_sql(kind: str) -> str:
 LATENCY_HOUR_COLUMNS = (
     "bucket_start, provider, model, executions, errors, latency_sum_ms, cost_usd, "
     "latency_count, latency_p50, latency_p90, latency_p95, latency_p99, "
-    "ttfb_count, ttfb_p50, ttfb_p90, ttfb_p95, ttfb_p99, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts"
+    "ttfb_count, ttfb_p50, ttfb_p90, ttfb_p95, ttfb_p99, latency_buckets, latency_counts, ttfb_buckets, ttfb_counts, "
+    "error_categories, error_counts"
 )
+
+# Errors per hour, series and category, as parallel arrays sorted by category; the grouping sets
+# are the same as the series' (a model, a provider's '*', the platform's '*').
+ERROR_CATEGORIES_SQL = """
+categories AS (
+    SELECT bucket_start, provider, model,
+           array_agg(error_category ORDER BY error_category) AS error_categories,
+           array_agg(n ORDER BY error_category) AS error_counts
+    FROM (
+        SELECT bucket_start, coalesce(provider, '*') AS provider, coalesce(model, '*') AS model,
+               error_category, sum(executions) AS n
+        FROM hour WHERE error_category <> ''
+        GROUP BY GROUPING SETS ((bucket_start, provider, model, error_category),
+                                (bucket_start, provider, error_category), (bucket_start, error_category))
+    ) AS per_category
+    GROUP BY bucket_start, provider, model
+)"""
 
 LATENCY_HOUR_FROM_ROLLUP = f"""
 WITH hour AS (
@@ -161,15 +179,18 @@ series AS (
     FROM hour GROUP BY GROUPING SETS ((bucket_start, provider, model), (bucket_start, provider), (bucket_start))
 ),
 {_merged_histogram_sql("latency")},
-{_merged_histogram_sql("ttfb")}
+{_merged_histogram_sql("ttfb")},
+{ERROR_CATEGORIES_SQL}
 SELECT s.bucket_start, s.provider, s.model, s.executions, s.errors, s.latency_sum_ms, s.cost_usd,
        coalesce(l.latency_count, 0), l.latency_p50, l.latency_p90, l.latency_p95, l.latency_p99,
        coalesce(t.ttfb_count, 0), t.ttfb_p50, t.ttfb_p90, t.ttfb_p95, t.ttfb_p99,
        coalesce(l.latency_buckets, '{{}}'), coalesce(l.latency_counts, '{{}}'),
-       coalesce(t.ttfb_buckets, '{{}}'), coalesce(t.ttfb_counts, '{{}}')
+       coalesce(t.ttfb_buckets, '{{}}'), coalesce(t.ttfb_counts, '{{}}'),
+       coalesce(c.error_categories, '{{}}'), coalesce(c.error_counts, '{{}}')
 FROM series AS s
 LEFT JOIN latency AS l USING (bucket_start, provider, model)
 LEFT JOIN ttfb AS t USING (bucket_start, provider, model)
+LEFT JOIN categories AS c USING (bucket_start, provider, model)
 """
 
 

@@ -12,8 +12,9 @@ finds it taken and skips. Executions are written in short transactions, but two 
 commit their ids out of order; the refresher therefore looks again at the last ``OVERLAP_IDS``
 ids below its watermark, which refolds a few buckets for nothing and never misses a row.
 
-The same refresh keeps ``execution_error_hour`` (the top errors of long ranges). That table is
-not built by the seed: when its own watermark is missing, the first refresh builds it whole.
+The same refresh keeps ``execution_error_hour`` (the top errors of long ranges, per model and
+summed per provider and for the platform). That table is not built by the seed: when its own
+watermark is missing, the first refresh builds it whole.
 """
 
 from __future__ import annotations
@@ -37,27 +38,43 @@ OVERLAP_IDS = 2_000
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
-ERROR_HOUR_FROM_RAW = """
-INSERT INTO execution_error_hour
-    (bucket_start, provider, model, error_category, error_code, error_message, executions, last_seen_at)
-SELECT date_trunc('hour', created_at), provider, model, error_category,
-       coalesce(error_code, ''), coalesce(error_message, ''), count(*), max(created_at)
-FROM prompt_executions
-WHERE error_category = ANY(%(categories)s) AND created_at >= %(start)s AND created_at < %(end)s
-GROUP BY 1, 2, 3, 4, 5, 6
+# Failed executions per hour, series and error; the series are those of ``execution_latency_hour``
+# (each model, each provider's '*', the platform's '*'), so an unfiltered long range reads the
+# platform's few rows per hour rather than every model's.
+_FAILED_PER_HOUR = """
+SELECT bucket_start, coalesce(provider, '*'), coalesce(model, '*'), error_category, error_code, error_message,
+       count(*), max(created_at)
+FROM (
+    SELECT date_trunc('hour', created_at) AS bucket_start, provider, model, error_category,
+           coalesce(error_code, '') AS error_code, coalesce(error_message, '') AS error_message, created_at
+    FROM prompt_executions
+    WHERE {where}
+) AS failed
+GROUP BY GROUPING SETS ((bucket_start, provider, model, error_category, error_code, error_message),
+                        (bucket_start, provider, error_category, error_code, error_message),
+                        (bucket_start, error_category, error_code, error_message))
 """
 
-ERROR_HOUR_INCREMENT = """
-INSERT INTO execution_error_hour AS e
-    (bucket_start, provider, model, error_category, error_code, error_message, executions, last_seen_at)
-SELECT date_trunc('hour', created_at), provider, model, error_category,
-       coalesce(error_code, ''), coalesce(error_message, ''), count(*), max(created_at)
-FROM prompt_executions
-WHERE id > %(last)s AND id <= %(newest)s AND error_category IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (bucket_start, provider, model, error_category, error_code, error_message) DO UPDATE
+_ERROR_HOUR_COLUMNS = (
+    "(bucket_start, provider, model, error_category, error_code, error_message, executions, last_seen_at)"
+)
+
+# Sorted by hour, so the table's order follows its primary key and a range reads few pages.
+ERROR_HOUR_FROM_RAW = (
+    f"INSERT INTO execution_error_hour {_ERROR_HOUR_COLUMNS}"
+    + _FAILED_PER_HOUR.format(
+        where="error_category = ANY(%(categories)s) AND created_at >= %(start)s AND created_at < %(end)s"
+    )
+    + "ORDER BY 1"
+)
+
+ERROR_HOUR_INCREMENT = (
+    f"INSERT INTO execution_error_hour AS e {_ERROR_HOUR_COLUMNS}"
+    + _FAILED_PER_HOUR.format(where="id > %(last)s AND id <= %(newest)s AND error_category IS NOT NULL{late}")
+    + """ON CONFLICT (bucket_start, provider, model, error_category, error_code, error_message) DO UPDATE
 SET executions = e.executions + EXCLUDED.executions, last_seen_at = greatest(e.last_seen_at, EXCLUDED.last_seen_at)
 """
+)
 
 CATEGORIES = [
     "provider_timeout",
@@ -303,12 +320,12 @@ def refresh_in(conn: psycopg.Connection, *, overlap_ids: int = OVERLAP_IDS) -> R
         if late_hours:
             conn.execute(
                 ERROR_HOUR_INCREMENT.replace(
-                    "GROUP BY", "AND date_trunc('hour', created_at) <> ALL(%(late_hours)s::timestamptz[])\nGROUP BY"
+                    "{late}", " AND date_trunc('hour', created_at) <> ALL(%(late_hours)s::timestamptz[])"
                 ),
                 {"last": last, "newest": newest, "late_hours": sorted(late_hours)},
             )
         else:
-            conn.execute(ERROR_HOUR_INCREMENT, {"last": last, "newest": newest})
+            conn.execute(ERROR_HOUR_INCREMENT.replace("{late}", ""), {"last": last, "newest": newest})
     _set_watermark(conn, WATERMARK, newest)
     _set_watermark(conn, ERRORS_WATERMARK, newest)
     return RefreshReport(

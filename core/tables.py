@@ -213,7 +213,8 @@ class HourRollupRow(_RollupMixin, Base):
 
 class LatencyHourRow(Base):
     """Per hour x provider x model, with '*' rows for all models of a provider and for the platform:
-    the merged latency and TTFB histograms and their p50/p90/p95/p99 (see ``core.histogram``).
+    the merged latency and TTFB histograms and their p50/p90/p95/p99 (see ``core.histogram``), and
+    the errors per category.
 
     Derived from ``execution_rollup_hour`` so long-range charts read one row per series and hour
     (volume, errors, cost and latency) instead of summing and merging across statuses and error
@@ -255,16 +256,31 @@ class LatencyHourRow(Base):
     latency_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     ttfb_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     ttfb_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    # The hour's errors per category, as parallel arrays sorted by category (none: both empty), so
+    # the error rate by category of a long range reads one row per hour and series.
+    error_categories: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    error_counts: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'"))
 
 
 class ErrorHourRow(Base):
-    """Per hour x provider x model x error category x code x message: how many executions failed so.
+    """Per hour x provider x model x error category x code x message: how many executions failed so,
+    with '*' rows for all models of a provider and for the platform.
 
     Kept by ``core.rollups_refresh`` so the top errors of a long range read one row per distinct
-    error and hour instead of scanning the failed executions.
+    error and hour instead of scanning the failed executions; the series index lets a range read
+    only its series' rows (the platform's, unfiltered) without visiting the table.
     """
 
     __tablename__ = "execution_error_hour"
+    __table_args__ = (
+        Index(
+            "ix_execution_error_hour_series",
+            "provider",
+            "model",
+            "bucket_start",
+            postgresql_include=["error_category", "error_code", "error_message", "executions", "last_seen_at"],
+        ),
+    )
 
     bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32), primary_key=True)

@@ -1,11 +1,12 @@
 """The Errors page's reads: error rate by category over time, top errors, new and escalating categories.
 
 Grain follows the range as on the Overview (``queries.overview.grain_for``): the minute rollup
-for windows of up to six hours, the hour rollup beyond, each window widened to whole buckets.
+for windows of up to six hours, the hourly summaries beyond (``execution_latency_hour``: one
+row per hour and series with its errors per category), each window widened to whole buckets.
 An error is an execution with an error category (failed or timed out); the rate's denominator is
 every execution of the bucket. Top errors read the failed executions themselves for short windows
 (the ``(error_category, created_at)`` index reaches them without touching the rest) and the
-``execution_error_hour`` rollup for long ones.
+``execution_error_hour`` rollup (per model, and summed per provider and platform) for long ones.
 """
 
 from __future__ import annotations
@@ -105,6 +106,49 @@ ORDER BY b.bucket_start, error_category
 )
 
 
+ERROR_RATE_PER_HOUR = """
+WITH buckets AS (
+    SELECT generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - CAST(:step AS interval),
+                           CAST(:step AS interval)) AS bucket_start
+),
+picked AS (
+    -- One row per hour and series of the hourly summaries, its errors per category in two arrays.
+    SELECT bucket_start, executions, error_categories, error_counts
+    FROM execution_latency_hour
+    WHERE bucket_start >= :start AND bucket_start < :end AND {rows}
+),
+totals AS (
+    SELECT bucket_start, sum(executions) AS executions FROM picked GROUP BY bucket_start
+),
+per_category AS (
+    SELECT p.bucket_start, c.category, sum(c.n) AS n
+    FROM picked AS p, unnest(p.error_categories, p.error_counts) AS c(category, n)
+    GROUP BY 1, 2
+)
+SELECT b.bucket_start, c.category AS error_category, CAST(coalesce(c.n, 0) AS bigint) AS errors,
+       CAST(coalesce(t.executions, 0) AS bigint) AS executions
+FROM buckets AS b
+LEFT JOIN totals AS t ON t.bucket_start = b.bucket_start
+LEFT JOIN per_category AS c ON c.bucket_start = b.bucket_start
+ORDER BY b.bucket_start, error_category
+"""
+
+
+def summary_rows(provider: str | None, model: str | None, *, each: str | None = None) -> str:
+    """Which rows of the hourly summaries answer for a provider/model filter (a SQL condition).
+
+    A named model reads that model's rows, a provider alone its '*' row, neither the platform's
+    '*' row; ``each="model"`` or ``"provider"`` asks for one row per model or provider instead.
+    Only bound parameters (``:provider``, ``:model``) carry the caller's values.
+    """
+    provider_filter = "(CAST(:provider AS text) IS NULL OR provider = :provider)"
+    if each == "model" or model is not None:
+        return f"model <> '*' AND {provider_filter} AND (CAST(:model AS text) IS NULL OR model = :model)"
+    if each == "provider" or provider is not None:
+        return f"provider <> '*' AND model = '*' AND {provider_filter}"
+    return "provider = '*' AND model = '*'"
+
+
 def error_rate_by_category(
     conn: Connection,
     window: TimeWindow,
@@ -113,7 +157,7 @@ def error_rate_by_category(
     provider: str | None = None,
     model: str | None = None,
 ) -> pd.DataFrame:
-    """Failed / all executions per time bucket and error category, from the minute or hour rollup.
+    """Failed / all executions per time bucket and error category, from the minute rollup or the hourly summaries.
 
     One row per bucket and category that had errors, and one row with category ``None`` for a
     bucket without any. Columns: ``bucket_start`` (UTC), ``category``, ``errors``,
@@ -121,7 +165,11 @@ def error_rate_by_category(
     """
     check_filters(provider, model)
     chosen, params = _bounds(window, grain)
-    rows = conn.execute(_for_grain(ERROR_RATE_BY_CATEGORY, chosen), {**params, "provider": provider, "model": model})
+    if chosen is Grain.MINUTE:
+        sql = _for_grain(ERROR_RATE_BY_CATEGORY, chosen)
+    else:
+        sql = text(ERROR_RATE_PER_HOUR.format(rows=summary_rows(provider, model)))
+    rows = conn.execute(sql, {**params, "provider": provider, "model": model})
     frame = frame_of(rows.all(), ["bucket_start", "category", "errors", "executions"], times=["bucket_start"])
     frame["errors"] = frame["errors"].astype(np.int64)
     frame["executions"] = frame["executions"].astype(np.int64)
@@ -187,17 +235,15 @@ WITH failed AS (
 )"""
 )
 
-TOP_ERRORS_HOURLY = (
-    """
+# The series rows (``summary_rows``) of the hourly errors: the platform's or a provider's '*'
+# rows when no model is named, so a month reads a few rows per hour.
+TOP_ERRORS_HOURLY = """
 WITH failed AS (
     SELECT error_category, error_code, error_message, sum(executions) AS executions, max(last_seen_at) AS last_seen_at
     FROM execution_error_hour
-    WHERE error_category = ANY(:categories) AND bucket_start >= :start AND bucket_start < :end"""
-    + _FILTERS
-    + """
+    WHERE error_category = ANY(:categories) AND bucket_start >= :start AND bucket_start < :end AND {rows}
     GROUP BY 1, 2, 3
 )"""
-)
 
 _RANKED = """,
 ranked AS (
@@ -235,7 +281,10 @@ def top_errors(
     if not 1 <= limit <= TOP_ERRORS_LIMIT:
         raise InvalidInput(f"Show between 1 and {TOP_ERRORS_LIMIT} errors per category, not {limit}.")
     chosen, params = _bounds(window, grain)
-    sql = (TOP_ERRORS_RAW if chosen is Grain.MINUTE else TOP_ERRORS_HOURLY) + _RANKED
+    if chosen is Grain.MINUTE:
+        sql = TOP_ERRORS_RAW + _RANKED
+    else:
+        sql = TOP_ERRORS_HOURLY.format(rows=summary_rows(provider, model)) + _RANKED
     categories = [category] if category else list(CATEGORIES)
     rows = conn.execute(
         text(sql), {**params, "categories": categories, "provider": provider, "model": model, "limit": limit}
@@ -258,6 +307,25 @@ SELECT error_category,
        CAST(coalesce(sum(executions) FILTER (WHERE bucket_start < :start), 0) AS bigint) AS previous_errors
 FROM {rollup}
 WHERE bucket_start >= :previous_start AND bucket_start < :end"""
+
+# The hourly summaries' version: '' holds the executions without an error, as in the rollups.
+CATEGORY_TOTALS_PER_HOUR = """
+WITH picked AS (
+    SELECT bucket_start >= :start AS current, executions - errors AS clean, error_categories, error_counts
+    FROM execution_latency_hour
+    WHERE bucket_start >= :previous_start AND bucket_start < :end AND {rows}
+)
+SELECT '' AS error_category,
+       CAST(coalesce(sum(clean) FILTER (WHERE current), 0) AS bigint) AS errors,
+       CAST(coalesce(sum(clean) FILTER (WHERE NOT current), 0) AS bigint) AS previous_errors
+FROM picked
+UNION ALL
+SELECT c.category,
+       CAST(coalesce(sum(c.n) FILTER (WHERE current), 0) AS bigint),
+       CAST(coalesce(sum(c.n) FILTER (WHERE NOT current), 0) AS bigint)
+FROM picked, unnest(error_categories, error_counts) AS c(category, n)
+GROUP BY c.category
+"""
 
 ESCALATION_FACTOR = 1.5
 MIN_ERRORS = 10
@@ -283,11 +351,12 @@ def category_changes(
     chosen, params = _bounds(window, grain)
     params["previous_start"] = params["start"] - (params["end"] - params["start"])
     filters = {"provider": provider, "model": model}
-    # One pass over the counts index: every category's errors now and before, '' being the rest.
-    rows = conn.execute(
-        text(CATEGORY_TOTALS.format(rollup=chosen.table) + _FILTERS + "\nGROUP BY error_category"),
-        {**params, **filters},
-    ).all()
+    # One pass over the window and the one before: every category's errors now and before, '' being the rest.
+    if chosen is Grain.MINUTE:
+        sql = CATEGORY_TOTALS.format(rollup=chosen.table) + _FILTERS + "\nGROUP BY error_category"
+    else:
+        sql = CATEGORY_TOTALS_PER_HOUR.format(rows=summary_rows(provider, model))
+    rows = conn.execute(text(sql), {**params, **filters}).all()
     executions = sum(int(r.errors) for r in rows)
     previous_executions = sum(int(r.previous_errors) for r in rows)
     totals = [tuple(r) for r in rows if r.error_category != ""]

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, text
 
 from core.histogram import RELATIVE_ERROR_BOUND, bucket_bounds
 from core.models import InvalidInput, TimeWindow
-from queries.errors import check_filters
+from queries.errors import check_filters, summary_rows
 from queries.frames import frame_of
 from queries.overview import Grain, bucket_midpoints, grain_for, whole_buckets
 
@@ -117,14 +117,8 @@ ORDER BY bucket_start, provider, model
 
 def _hour_rows(by: SeriesBy, provider: str | None, model: str | None) -> tuple[str, str]:
     """Which rows of ``execution_latency_hour`` a series choice reads, and its series label."""
-    provider_filter = "(CAST(:provider AS text) IS NULL OR provider = :provider)"
-    label = {SeriesBy.ALL: "'all'", SeriesBy.PROVIDER: "provider", SeriesBy.MODEL: "provider || '/' || model"}[by]
-    if by is SeriesBy.MODEL or model is not None:
-        rows = f"model <> '*' AND {provider_filter} AND (CAST(:model AS text) IS NULL OR model = :model)"
-        return rows, label
-    if by is SeriesBy.PROVIDER or provider is not None:
-        return f"provider <> '*' AND model = '*' AND {provider_filter}", label
-    return "provider = '*' AND model = '*'", label
+    each = {SeriesBy.MODEL: "model", SeriesBy.PROVIDER: "provider"}.get(by)
+    return summary_rows(provider, model, each=each), _SERIES_SQL[by]
 
 
 def latency_percentiles(

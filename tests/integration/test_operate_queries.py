@@ -26,44 +26,68 @@ def _end(services: Services) -> datetime:
     return newest.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def test_error_rate_by_category_equals_the_raw_counts(operate_services: Services) -> None:
+_RAW_FILTERS = (
+    " AND (CAST(:provider AS text) IS NULL OR provider = :provider)"
+    " AND (CAST(:model AS text) IS NULL OR model = :model)"
+)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"), [(None, None), ("openai", None), (None, "claude-sonnet-4"), ("openai", "gpt-4o-mini")]
+)
+def test_error_rate_by_category_equals_the_raw_counts(
+    operate_services: Services, provider: str | None, model: str | None
+) -> None:
     end = _end(operate_services)
+    failed_seen = 0
     for span in (timedelta(hours=3), timedelta(days=2)):
         window = TimeWindow(start=end - span, end=end)
+        params = {"s": window.start, "e": window.end, "provider": provider, "model": model}
         with operate_services.db.read() as conn:
-            frame = errors.error_rate_by_category(conn, window)
+            frame = errors.error_rate_by_category(conn, window, provider=provider, model=model)
             raw = conn.execute(
                 text(
                     "SELECT error_category, count(*) FROM prompt_executions "
-                    "WHERE created_at >= :s AND created_at < :e AND error_category IS NOT NULL GROUP BY 1"
+                    "WHERE created_at >= :s AND created_at < :e AND error_category IS NOT NULL"
+                    + _RAW_FILTERS
+                    + " GROUP BY 1"
                 ),
-                {"s": window.start, "e": window.end},
+                params,
             ).all()
             total = conn.execute(
-                text("SELECT count(*) FROM prompt_executions WHERE created_at >= :s AND created_at < :e"),
-                {"s": window.start, "e": window.end},
+                text(
+                    "SELECT count(*) FROM prompt_executions WHERE created_at >= :s AND created_at < :e" + _RAW_FILTERS
+                ),
+                params,
             ).scalar_one()
+        assert total > 0, "the filter must select executions for the check to mean anything"
+        failed_seen += sum(n for _, n in raw)
         by_category = frame.dropna(subset=["category"]).groupby("category")["errors"].sum().to_dict()
         assert by_category == {category: count for category, count in raw}
         totals = errors.total_error_rate(frame)
         assert totals["executions"].sum() == total
         assert len(totals) == span / (timedelta(minutes=1) if span <= timedelta(hours=6) else timedelta(hours=1))
+    assert failed_seen > 0, "no failed execution matched: the counts were never compared"
 
 
-def test_top_errors_short_and_long_ranges_agree_with_the_raw_table(operate_services: Services) -> None:
+@pytest.mark.parametrize(("provider", "model"), [(None, None), ("anthropic", None), ("openai", "gpt-4o")])
+def test_top_errors_short_and_long_ranges_agree_with_the_raw_table(
+    operate_services: Services, provider: str | None, model: str | None
+) -> None:
     end = _end(operate_services)
     for span, grain in ((timedelta(hours=4), Grain.MINUTE), (timedelta(days=2), Grain.HOUR)):
         window = TimeWindow(start=end - span, end=end)
         with operate_services.db.read() as conn:
-            top = errors.top_errors(conn, window, limit=20)
+            top = errors.top_errors(conn, window, limit=20, provider=provider, model=model)
             raw = conn.execute(
                 text(
                     "SELECT error_category, coalesce(error_code, ''), coalesce(error_message, ''), count(*) "
                     "FROM prompt_executions WHERE created_at >= :s AND created_at < :e "
-                    "AND error_category IS NOT NULL GROUP BY 1, 2, 3"
+                    "AND error_category IS NOT NULL" + _RAW_FILTERS + " GROUP BY 1, 2, 3"
                 ),
-                {"s": window.start, "e": window.end},
+                {"s": window.start, "e": window.end, "provider": provider, "model": model},
             ).all()
+        assert raw, "no failed execution matched: the check would compare nothing"
         assert errors.grain_for(window) is grain
         expected = {(c, code, msg): n for c, code, msg, n in raw}
         got = {(r.category, r.error_code, r.error_message): r.executions for r in top.itertuples()}
@@ -72,22 +96,44 @@ def test_top_errors_short_and_long_ranges_agree_with_the_raw_table(operate_servi
         assert np.allclose(shares.to_numpy(), 1.0)
 
 
-def test_category_changes_compare_with_the_previous_window(operate_services: Services) -> None:
+@pytest.mark.parametrize(
+    ("span", "provider"), [(timedelta(hours=12), None), (timedelta(hours=5), None), (timedelta(hours=12), "anthropic")]
+)
+def test_category_changes_compare_with_the_previous_window(
+    operate_services: Services, span: timedelta, provider: str | None
+) -> None:
     end = _end(operate_services)
-    window = TimeWindow(start=end - timedelta(hours=12), end=end)
+    window = TimeWindow(start=end - span, end=end)
+    count = (
+        "SELECT error_category, count(*) FROM prompt_executions WHERE created_at >= :s AND created_at < :e"
+        + _RAW_FILTERS
+        + " GROUP BY 1"
+    )
     with operate_services.db.read() as conn:
-        changes = errors.category_changes(conn, window)
-        previous = conn.execute(
-            text(
-                "SELECT error_category, count(*) FROM prompt_executions WHERE created_at >= :s AND created_at < :e "
-                "AND error_category IS NOT NULL GROUP BY 1"
-            ),
-            {"s": window.start - timedelta(hours=12), "e": window.start},
-        ).all()
+        changes = errors.category_changes(conn, window, provider=provider)
+        current = dict(
+            conn.execute(text(count), {"s": window.start, "e": end, "provider": provider, "model": None}).all()
+        )
+        previous = dict(
+            conn.execute(
+                text(count), {"s": window.start - span, "e": window.start, "provider": provider, "model": None}
+            ).all()
+        )
+    failed = {c: n for c, n in current.items() if c is not None}
+    failed_before = {c: n for c, n in previous.items() if c is not None}
+    assert failed and failed_before
+    assert dict(zip(changes["category"], changes["errors"], strict=True)) == {
+        **{c: 0 for c in changes["category"]},
+        **failed,
+    }
     assert dict(zip(changes["category"], changes["previous_errors"], strict=True)) == {
         **{c: 0 for c in changes["category"]},
-        **dict(previous),
+        **failed_before,
     }
+    # The rates' denominators are every execution of each window, failed or not.
+    rates = dict(zip(changes["category"], changes["rate"], strict=True))
+    for category, n in failed.items():
+        assert rates[category] == pytest.approx(n / sum(current.values()))
     assert set(changes["trend"]) <= {"new", "escalating", "steady", "falling", "gone"}
 
 

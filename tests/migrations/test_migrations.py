@@ -133,14 +133,16 @@ SAMPLE: dict[str, list[dict[str, Any]]] = {
     "execution_error_hour": [
         {
             "bucket_start": OLD_MONTH.replace(minute=0),
-            "provider": "openai",
-            "model": "gpt-4o",
+            "provider": provider,
+            "model": model,
             "error_category": "provider_unavailable",
             "error_code": "service_unavailable",
             "error_message": "Service temporarily unavailable",
             "executions": 3,
             "last_seen_at": OLD_MONTH,
         }
+        # A model's row, its provider's and the platform's, as the refresher keeps them.
+        for provider, model in (("openai", "gpt-4o"), ("openai", "*"), ("*", "*"))
     ],
     "execution_latency_hour": [
         {
