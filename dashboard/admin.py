@@ -8,13 +8,25 @@ from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from core.audit import AuditLog
 from core.health import HealthCheck, HealthStatus, check_services, overall
 from core.models import Actor, AuditOutcome, AuditRecord, InvalidInput, TimeWindow
 from dashboard.services import services
 
-STATUS_ICONS = {HealthStatus.PASS: "🟢 pass", HealthStatus.WARN: "🟡 warn", HealthStatus.FAIL: "🔴 fail"}
+# Colours and Material icons ship with Streamlit: unlike emoji, they render without an emoji font.
+STATUS_COLORS = {HealthStatus.PASS: "green", HealthStatus.WARN: "orange", HealthStatus.FAIL: "red"}
+STATUS_ICONS = {
+    HealthStatus.PASS: ":material/check_circle:",
+    HealthStatus.WARN: ":material/warning:",
+    HealthStatus.FAIL: ":material/error:",
+}
+_STATUS_CELL = {
+    HealthStatus.PASS.value: "color: #15803d; font-weight: 600",
+    HealthStatus.WARN.value: "color: #b45309; font-weight: 600",
+    HealthStatus.FAIL.value: "color: #b91c1c; font-weight: 600",
+}
 MAX_FILTER_LENGTH = 200
 AUDIT_ROWS = 500
 
@@ -25,13 +37,21 @@ def health() -> tuple[HealthStatus, list[HealthCheck]]:
     return overall(results), results
 
 
+def status_style(frame: pd.DataFrame) -> Styler:
+    """Colour the Status column of ``health_frame`` and show latencies to 0.1 ms (a Styler for ``st.dataframe``)."""
+    styled = frame.style.map(lambda status: _STATUS_CELL.get(status, ""), subset=["Status"])
+    return styled.format("{:.1f}", subset=["Latency (ms)"], na_rep="—")
+
+
 def health_frame(results: list[HealthCheck]) -> pd.DataFrame:
     """Return the checks as a table: one row per dependency."""
     return pd.DataFrame(
         {
             "Component": [r.component for r in results],
-            "Status": [STATUS_ICONS[r.status] for r in results],
-            "Latency (ms)": [None if r.latency_ms is None else round(r.latency_ms, 1) for r in results],
+            "Status": [r.status.value for r in results],
+            "Latency (ms)": pd.Series(
+                [float("nan") if r.latency_ms is None else round(r.latency_ms, 1) for r in results], dtype="float64"
+            ),
             "Detail": [r.detail for r in results],
             "Required": ["yes" if r.required else "no" for r in results],
             "Checked (UTC)": [r.observed_at.strftime("%H:%M:%S") for r in results],

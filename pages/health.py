@@ -11,8 +11,9 @@ st.caption("PostgreSQL is required; the other parts degrade the pages that use t
 @st.fragment(run_every="15s")
 def dependencies() -> None:
     status, results = admin.health()
-    st.metric("Overall", admin.STATUS_ICONS[status], border=True)
-    st.dataframe(admin.health_frame(results), hide_index=True, width="stretch")
+    st.metric("Overall", status.value, border=True)
+    st.badge(status.value, icon=admin.STATUS_ICONS[status], color=admin.STATUS_COLORS[status])
+    st.dataframe(admin.status_style(admin.health_frame(results)), hide_index=True, width="stretch")
 
 
 dependencies()

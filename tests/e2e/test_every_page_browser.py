@@ -1,0 +1,53 @@
+"""In a real browser: an admin opens every page of the navigation, and each one renders without an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "admin: everything"
+# The navigation's titles by page file (dashboard/app.py), in its order.
+PAGES = {
+    "overview.py": "Overview",
+    "errors.py": "Errors",
+    "latency.py": "Latency",
+    "leaderboards.py": "Leaderboards",
+    "cache.py": "Cache",
+    "executions.py": "Executions",
+    "users.py": "Users",
+    "flags.py": "Feature flags",
+    "audit_log.py": "Audit log",
+    "health.py": "Health",
+}
+
+
+def _log_in_as_admin(page: Any, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Your name").fill("ada")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=ADMIN).click()
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Role: admin").wait_for()
+
+
+def test_every_page_of_the_navigation_renders_in_a_browser(page: Any, dashboard_url: str, tmp_path: Path) -> None:
+    _log_in_as_admin(page, dashboard_url)
+    pages = {path.name for path in (PROJECT_ROOT / "pages").glob("*.py") if path.name != "__init__.py"}
+    assert set(PAGES) == pages, "a page is missing here"
+    for file, title in PAGES.items():
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+        page.get_by_role("heading", name=title, exact=True).first.wait_for()
+        # Let the page finish its run before looking for errors.
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
+        assert page.get_by_test_id("stException").count() == 0, f"{title} raised an exception"
+        page.screenshot(path=str(tmp_path / f"{Path(file).stem}.png"), full_page=True)
+    # The last page is Health: its overall status is also a badge with a Material icon (no emoji font needed).
+    overall = page.get_by_test_id("stMetricValue").first.inner_text().strip()
+    assert overall in {"pass", "warn", "fail"}
+    page.get_by_test_id("stMarkdownContainer").get_by_text(overall, exact=True).first.wait_for()
