@@ -34,6 +34,7 @@ from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
 from core import migrate
 from core.bootstrap import Services, build_services
 from core.cache import keys
+from core.cache.client import RedisClient
 from core.cache.keys import Namespace
 from core.cache.reads import _USER
 from core.config import PROJECT_ROOT, Settings
@@ -161,7 +162,7 @@ def measure_hits(services: Services, section: Section, repeat: int) -> None:
     latency(section, "rate-limit check (one Lua script)", checks, 1.0)
 
 
-def fill_keys(client: redis.Redis, count: int) -> float:
+def fill_keys(client: RedisClient, count: int) -> float:
     """Write ``count`` user-profile keys with spread TTLs (as a busy cache holds); return seconds taken."""
     start = time.perf_counter()
     payload = b'{"id":1,"email":"x@example.com","display_name":"X","tier":"pro","status":"active",' \

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import redis
 
 from core.audit import AuditLog, EventPublisher
 from core.cache import Cache, CachedLeaderboards, CachedPrompts, CachedUsers
+from core.cache.client import ClusterClient, RedisClient, cluster_client
 from core.cache.service import CacheService, RateLimitService
 from core.config import Settings, get_settings
 from core.db import Database
@@ -31,12 +32,33 @@ log = logging.getLogger(__name__)
 ADMIN_EVENTS_STREAM = "admin-events"
 
 
-def make_redis(url: str) -> redis.Redis:
-    """Builds a Redis client with short timeouts so a dead Redis never stalls a page."""
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+@overload
+def make_redis(url: str, *, cluster: Literal[False] = False) -> redis.Redis: ...
+
+
+@overload
+def make_redis(url: str, *, cluster: Literal[True]) -> ClusterClient: ...
+
+
+@overload
+def make_redis(url: str, *, cluster: bool) -> RedisClient: ...
+
+
+def make_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """Builds a Redis client with short timeouts so a dead Redis never stalls a page.
+
+    With ``cluster``, ``url`` names any node of a Redis Cluster and the client finds the others; it
+    is built even while the cluster is down and fails like a single server (``redis.RedisError``).
+    """
+    if cluster:
+        return cluster_client(url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
     return redis.Redis.from_url(
         url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         health_check_interval=30,
         decode_responses=False,
     )
@@ -45,7 +67,7 @@ def make_redis(url: str) -> redis.Redis:
 class RedisEvents:
     """Publishes admin events on the ``{prefix}admin-events`` stream; a Redis failure is logged, not raised."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client = client
         self.stream = f"{prefix}{ADMIN_EVENTS_STREAM}"
         self.notices = notices_channel(prefix)
@@ -67,7 +89,7 @@ class RedisEvents:
 class Services:
     settings: Settings
     db: Database
-    redis: redis.Redis
+    redis: RedisClient
     events: EventPublisher
     audit: AuditLog
     users: UserService
@@ -108,7 +130,7 @@ def build_services(settings: Settings | None = None) -> Services:
         statement_timeout_ms=settings.statement_timeout_ms,
         replica_retry_seconds=settings.replica_retry_seconds,
     )
-    client = make_redis(urls.redis_url)
+    client = make_redis(urls.redis_url, cluster=settings.redis_cluster)
     events = RedisEvents(client, settings.redis_key_prefix)
     audit = AuditLog(db, events)
     cache = Cache(client, settings.redis_key_prefix)

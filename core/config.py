@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="Primary PostgreSQL (writes, audit).")
     database_replica_url: str | None = Field(default=None, description="Read replica; reads fall back.")
     redis_url: str | None = None
+    redis_cluster: bool = Field(
+        default=False,
+        description="KROWOC_REDIS_URL names a node of a Redis Cluster: talk to the cluster (needs KROWOC_REDIS_URL).",
+    )
     redis_key_prefix: str = "krowoc:"
     unleash_url: str | None = None
     unleash_admin_token: SecretStr | None = None
@@ -73,6 +77,15 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_url(self) -> Settings:
+        if self.redis_cluster and self.redis_url is None:
+            raise ValueError(
+                "KROWOC_REDIS_CLUSTER=true needs KROWOC_REDIS_URL set to a node of the cluster "
+                "(the embedded Valkey is a single server)."
+            )
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -6,6 +6,8 @@ instance reads the stream through a consumer group of its own (``dashboard-<inst
 each instance sees every event; on a cache invalidation it drops its in-memory tier. A reader
 thread blocks at most ``block_ms`` per read, so an instance lags an invalidation by well under a
 second. Notices are fire-and-forget: a page may listen to refresh itself, nothing depends on them.
+On a Redis Cluster the stream and its groups are one key on one node, and a notice published on
+any node reaches subscribers on every node.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import redis
 from pydantic import BaseModel, ConfigDict
+
+from core.cache.client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class AdminEventConsumer:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         on_event: Callable[[AdminEvent], None],
@@ -184,7 +188,7 @@ class AdminEventConsumer:
 class ChangeNotices:
     """Publishes and listens to lightweight "something changed" notices on Pub/Sub (at most once, no history)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client = client
         self.channel = notices_channel(prefix)
 
@@ -197,7 +201,7 @@ class ChangeNotices:
 
     def listen(self, on_notice: Callable[[dict[str, Any]], None], *, stop: threading.Event) -> None:
         """Call ``on_notice`` for each notice until ``stop`` is set (run it on a thread of its own)."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(self.channel)
         try:
             while not stop.is_set():

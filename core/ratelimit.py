@@ -3,7 +3,8 @@
 The script refills the bucket for the time since its last use, takes ``cost`` tokens when there
 are enough, and stores the rest, all in one step, so any number of API processes share a bucket
 exactly. A ``cost`` of 0 only reads the bucket. Time is Redis's own clock (``TIME``) unless a
-clock is injected (tests).
+clock is injected (tests). The script's one key is the bucket, so on a Redis Cluster it runs on
+the node of that user's slot, as atomically as on one server.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
 from pydantic import BaseModel, ConfigDict
 
+from core.cache.client import RedisClient
 from core.cache.keys import rate_limit_key
 from core.models import Tier
 
@@ -94,7 +95,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         limits: dict[Tier, TierLimit] | None = None,

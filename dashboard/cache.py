@@ -16,6 +16,7 @@ from core.cache.service import (
     InvalidationResult,
     KeyLookup,
     KeySample,
+    MemoryLevel,
     RedisFigures,
     RedisRates,
 )
@@ -64,6 +65,47 @@ def memory_text(figures: RedisFigures) -> str:
     if not figures.maxmemory:
         return f"{used} (no maxmemory)"
     return f"{used} of {bytes_text(figures.maxmemory)} ({figures.memory_share * 100:.1f} %)"  # type: ignore[operator]
+
+
+def memory_notice(figures: RedisFigures) -> str | None:
+    """Say when memory is at 80 % or 95 % of maxmemory (naming the primaries of a cluster that are); else None."""
+    level = figures.memory_level
+    if level not in (MemoryLevel.WARNING, MemoryLevel.ALARM):
+        return None
+    share, after = ("95 %", ": keys are being evicted.") if level is MemoryLevel.ALARM else ("80 %", ".")
+    if figures.cluster:
+        nodes = ", ".join(node.node for node in figures.nodes if node.memory_level is level)
+        return f"Memory of {nodes} is at {share} of its maxmemory or more{after}"
+    return f"Memory is at {share} of maxmemory or more{after}"
+
+
+def cluster_caption(figures: RedisFigures) -> str:
+    """Say how a cluster's figures were put together from its primaries."""
+    return (
+        f"A Redis Cluster of {len(figures.nodes)} primaries: memory, clients, ops/s, keys and the rates are summed "
+        "over them; the memory warning and alarm follow the fullest node, which evicts on its own maxmemory."
+    )
+
+
+def nodes_frame(figures: RedisFigures) -> pd.DataFrame:
+    """Return one row per primary: its memory against its own maxmemory, keys, clients, ops/s and evictions."""
+    return pd.DataFrame(
+        [
+            {
+                "node": node.node,
+                "memory": bytes_text(node.used_memory),
+                "maxmemory": bytes_text(node.maxmemory) if node.maxmemory else "none",
+                "memory share": node.memory_share,
+                "level": node.memory_level.value,
+                "keys": node.keys,
+                "clients": node.connected_clients,
+                "ops / s": node.ops_per_second,
+                "evicted keys": node.evicted_keys,
+            }
+            for node in figures.nodes
+        ],
+        columns=["node", "memory", "maxmemory", "memory share", "level", "keys", "clients", "ops / s", "evicted keys"],
+    )
 
 
 def bytes_text(amount: float) -> str:
@@ -162,12 +204,21 @@ def key_sample() -> KeySample:
 
 
 def sample_caption(sample: KeySample) -> str:
-    """Say how much of the keyspace the sample covered and that counts are extrapolated."""
+    """Say how much of the keyspace the sample covered (on how many primaries) and that counts are extrapolated."""
+    where = f" on {len(sample.nodes)} primaries" if len(sample.nodes) > 1 else ""
     if sample.complete:
-        return f"All {sample.scanned:,} keys were scanned: the counts are exact."
+        return f"All {sample.scanned:,} keys{where} were scanned: the counts are exact."
     return (
-        f"A sample: {sample.scanned:,} of {sample.total_keys:,} keys ({sample.share * 100:.1f} %) were scanned; "
-        "the estimated counts are extrapolated from it."
+        f"A sample: {sample.scanned:,} of {sample.total_keys:,} keys{where} ({sample.share * 100:.1f} %) were "
+        "scanned; the estimated counts are extrapolated from it" + (", node by node." if where else ".")
+    )
+
+
+def scan_frame(sample: KeySample) -> pd.DataFrame:
+    """Return one row per primary: its keys, how many the sample scanned there, and whether that was all of them."""
+    return pd.DataFrame(
+        [{"node": n.node, "keys": n.keys, "scanned": n.scanned, "complete": n.complete} for n in sample.nodes],
+        columns=["node", "keys", "scanned", "complete"],
     )
 
 

@@ -35,10 +35,11 @@ def redis_panel() -> None:
         "—" if figures.fragmentation_ratio is None else f"{figures.fragmentation_ratio:.2f}",
         border=True,
     )
-    if figures.memory_level == MemoryLevel.ALARM:
-        st.error("Memory is at 95 % of maxmemory or more: keys are being evicted.", icon=":material/warning:")
-    elif figures.memory_level == MemoryLevel.WARNING:
-        st.warning("Memory is at 80 % of maxmemory or more.", icon=":material/warning:")
+    notice = cache.memory_notice(figures)
+    if notice and figures.memory_level == MemoryLevel.ALARM:
+        st.error(notice, icon=":material/warning:")
+    elif notice:
+        st.warning(notice, icon=":material/warning:")
     hit_ratio, evictions, expirations, keys = st.columns(4)
     if rates is None:
         st.caption("Rates appear from the next refresh on (they are deltas between two INFO samples).")
@@ -48,6 +49,14 @@ def redis_panel() -> None:
     evictions.metric("Evictions / s", "—" if rates is None else f"{rates.evictions_per_second:,.2f}", border=True)
     expirations.metric("Expirations / s", "—" if rates is None else f"{rates.expirations_per_second:,.2f}", border=True)
     keys.metric("Keys", formats.count(figures.keys), border=True)
+    if figures.cluster:
+        st.caption(cache.cluster_caption(figures))
+        st.dataframe(
+            cache.nodes_frame(figures),
+            hide_index=True,
+            key="cache.nodes",
+            column_config={"memory share": st.column_config.NumberColumn(format="percent")},
+        )
 
     st.subheader(f"Our cache tiers, last {window_label}")
     counts = cache.counts_frame(minutes)
@@ -87,6 +96,8 @@ except CacheUnavailable:
 else:
     st.caption(cache.sample_caption(sample))
     st.dataframe(cache.sample_frame(sample), hide_index=True, key="cache.sample")
+    if len(sample.nodes) > 1:
+        st.dataframe(cache.scan_frame(sample), hide_index=True, key="cache.sample-nodes")
     if any(ns.ttls for ns in sample.namespaces):
         st.plotly_chart(cache.ttl_chart(sample), key="cache.ttl-chart")
 
@@ -106,6 +117,7 @@ if looked:
             st.json(
                 {
                     "key": found.key,
+                    **({"node": found.node} if found.node else {}),
                     "type": found.type,
                     "ttl": cache.ttl_text(found.ttl_seconds) if found.ttl_seconds is not None else "no expiry",
                     "size": cache.bytes_text(found.size_bytes or 0),

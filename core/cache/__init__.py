@@ -1,4 +1,4 @@
-"""The tiered cache: key functions, cache-aside reads, counters, and the operator's cache service."""
+"""The tiered cache: key functions, cache-aside reads, counters, the operator's cache service and the Redis client."""
 
 from core.cache.keys import CacheKey, CacheTier, Namespace
 from core.cache.reads import CachedLeaderboards, CachedPrompts, CachedUsers, LeaderboardSnapshot

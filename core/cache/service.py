@@ -3,6 +3,11 @@
 Invalidations and resets are admin actions: permission-checked, validated and audited through
 ``AuditLog.action`` (denied, invalid and failed attempts too), which also publishes them on the
 admin-events stream so every dashboard instance drops its memory tier.
+
+On a Redis Cluster the server-wide figures (INFO, DBSIZE) and the key sample (SCAN) cover every
+primary: figures are summed (memory, clients, ops, counters, keys), the uptime is the youngest
+node's, the fragmentation the worst node's, the memory level the fullest node's, and each primary's
+own figures are kept beside the sums.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import logging
 import re
 import statistics
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import redis
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.audit import AuditLog
+from core.cache.client import Server, is_cluster, node_of, servers
 from core.cache.keys import TIERS, CacheTier, Namespace, info_samples_key, namespace_prefix
 from core.cache.reads import CachedUsers
 from core.cache.stats import CacheCounters, TierCounts
@@ -51,8 +59,47 @@ class MemoryLevel(StrEnum):
     UNBOUNDED = "unbounded"
 
 
+def _memory_level(used: int, maxmemory: int) -> MemoryLevel:
+    if not maxmemory:
+        return MemoryLevel.UNBOUNDED
+    share = used / maxmemory
+    if share >= MEMORY_ALARM:
+        return MemoryLevel.ALARM
+    if share >= MEMORY_WARNING:
+        return MemoryLevel.WARNING
+    return MemoryLevel.OK
+
+
+_LEVEL_ORDER = [MemoryLevel.UNBOUNDED, MemoryLevel.OK, MemoryLevel.WARNING, MemoryLevel.ALARM]
+
+
+class NodeFigures(BaseModel):
+    """One primary's own INFO figures (a single server is a cluster of one)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    used_memory: int
+    maxmemory: int
+    connected_clients: int
+    ops_per_second: int
+    evicted_keys: int
+    keys: int
+    uptime_seconds: int
+
+    @property
+    def memory_share(self) -> float | None:
+        """Used memory per maxmemory; None when no maxmemory is set."""
+        return self.used_memory / self.maxmemory if self.maxmemory else None
+
+    @property
+    def memory_level(self) -> MemoryLevel:
+        """This node's level: OK below 80 % of its maxmemory, a warning from 80 %, an alarm from 95 %."""
+        return _memory_level(self.used_memory, self.maxmemory)
+
+
 class RedisFigures(BaseModel):
-    """Figures from one ``INFO`` answer (counters are cumulative since the server started)."""
+    """Figures from ``INFO`` (counters are cumulative since the server started), summed over a cluster's primaries."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -72,6 +119,9 @@ class RedisFigures(BaseModel):
     keyspace_misses: int
     total_commands: int
     keys: int
+    cluster: bool = False
+    nodes: list[NodeFigures] = Field(default_factory=list)
+    """Each primary's own figures, by node name (one entry for a single server)."""
 
     @property
     def memory_share(self) -> float | None:
@@ -80,15 +130,13 @@ class RedisFigures(BaseModel):
 
     @property
     def memory_level(self) -> MemoryLevel:
-        """OK below 80 % of maxmemory, a warning from 80 %, an alarm from 95 %."""
-        share = self.memory_share
-        if share is None:
-            return MemoryLevel.UNBOUNDED
-        if share >= MEMORY_ALARM:
-            return MemoryLevel.ALARM
-        if share >= MEMORY_WARNING:
-            return MemoryLevel.WARNING
-        return MemoryLevel.OK
+        """OK below 80 % of maxmemory, a warning from 80 %, an alarm from 95 %: of the fullest node on a cluster.
+
+        Each node evicts on its own maxmemory, so one full node is an alarm however empty the others are.
+        """
+        if not self.nodes:
+            return _memory_level(self.used_memory, self.maxmemory)
+        return max((node.memory_level for node in self.nodes), key=_LEVEL_ORDER.index)
 
 
 class RedisRates(BaseModel):
@@ -121,8 +169,19 @@ class NamespaceSample(BaseModel):
     ttls: list[int]
 
 
+class NodeScan(BaseModel):
+    """How far the sample's SCAN went on one primary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    keys: int
+    scanned: int
+    complete: bool
+
+
 class KeySample(BaseModel):
-    """A bounded SCAN of the keyspace: how far it went and what it saw per namespace."""
+    """A bounded SCAN of the keyspace (of every primary on a cluster): how far it went and what it saw per namespace."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -131,6 +190,7 @@ class KeySample(BaseModel):
     complete: bool
     namespaces: list[NamespaceSample]
     seconds: float
+    nodes: list[NodeScan] = Field(default_factory=list)
 
     @property
     def share(self) -> float:
@@ -145,6 +205,8 @@ class KeyLookup(BaseModel):
 
     key: str
     exists: bool
+    node: str | None = None
+    """The primary holding the key on a cluster (host:port); None on a single server."""
     type: str | None = None
     ttl_seconds: int | None = None
     size_bytes: int | None = None
@@ -203,6 +265,51 @@ def _percentile(sorted_values: list[int], share: float) -> float:
     return float(sorted_values[index])
 
 
+def _distinct(values: Iterable[str]) -> str:
+    """Write one value, or every distinct one (nodes of a cluster mid-upgrade may differ)."""
+    return ", ".join(dict.fromkeys(values))
+
+
+def _node_figures(server: Server, info: dict[str, Any], keys: int) -> NodeFigures:
+    return NodeFigures(
+        node=server.name,
+        used_memory=int(info.get("used_memory", 0)),
+        maxmemory=int(info.get("maxmemory", 0)),
+        connected_clients=int(info.get("connected_clients", 0)),
+        ops_per_second=int(info.get("instantaneous_ops_per_sec", 0)),
+        evicted_keys=int(info.get("evicted_keys", 0)),
+        keys=keys,
+        uptime_seconds=int(info.get("uptime_in_seconds", 0)),
+    )
+
+
+@dataclass
+class _Scan:
+    """One primary's SCAN while a sample is taken."""
+
+    server: Server
+    keys: int
+    cursor: int = 0
+    scanned: int = 0
+    finished: bool = False
+    """SCAN answered cursor 0: the node was walked to its end."""
+    truncated: bool = False
+    """A batch was cut short to keep the sample's bound."""
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and not self.truncated
+
+    @property
+    def active(self) -> bool:
+        return not self.finished and not self.truncated
+
+    @property
+    def scale(self) -> float:
+        """How many of the node's keys each scanned key stands for."""
+        return 1.0 if self.complete or self.scanned == 0 else self.keys / self.scanned
+
+
 class CacheService:
     """Cache figures for the Cache page, key lookup, and audited namespace and tier invalidation."""
 
@@ -216,36 +323,46 @@ class CacheService:
     # -- figures --------------------------------------------------------------------------------
 
     def is_up(self) -> bool:
-        """Tell whether Redis answers a PING."""
+        """Tell whether Redis answers a PING (every primary of a cluster)."""
         try:
-            return bool(self.client.ping())
+            return all(server.client.ping() for server in servers(self.client))
         except redis.RedisError:
             return False
 
     def redis_figures(self) -> RedisFigures:
-        """Return the INFO figures now, and keep a sample of them for rates over a window."""
+        """Return the INFO figures now (summed over a cluster's primaries); keep a sample for rates over a window."""
         try:
-            info: dict[str, Any] = self.client.info()
-            keys = int(self.client.dbsize())
+            answers = [(server, server.client.info(), int(server.client.dbsize())) for server in servers(self.client)]
         except redis.RedisError as exc:
             raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
+        nodes = [_node_figures(server, info, keys) for server, info, keys in answers]
+        infos = [info for _, info, _ in answers]
+
+        def total(field: str) -> int:
+            return sum(int(info.get(field, 0)) for info in infos)
+
+        ratios = [float(info["mem_fragmentation_ratio"]) for info in infos if "mem_fragmentation_ratio" in info]
         figures = RedisFigures(
             sampled_at=datetime.now(UTC),
-            server=str(info.get("server_name", "redis")),
-            version=str(info.get("valkey_version") or info.get("redis_version", "?")),
-            uptime_seconds=int(info.get("uptime_in_seconds", 0)),
-            used_memory=int(info.get("used_memory", 0)),
-            maxmemory=int(info.get("maxmemory", 0)),
-            eviction_policy=str(info.get("maxmemory_policy", "?")),
-            fragmentation_ratio=float(info["mem_fragmentation_ratio"]) if "mem_fragmentation_ratio" in info else None,
-            connected_clients=int(info.get("connected_clients", 0)),
-            ops_per_second=int(info.get("instantaneous_ops_per_sec", 0)),
-            evicted_keys=int(info.get("evicted_keys", 0)),
-            expired_keys=int(info.get("expired_keys", 0)),
-            keyspace_hits=int(info.get("keyspace_hits", 0)),
-            keyspace_misses=int(info.get("keyspace_misses", 0)),
-            total_commands=int(info.get("total_commands_processed", 0)),
-            keys=keys,
+            server=str(infos[0].get("server_name", "redis")),
+            version=_distinct(str(info.get("valkey_version") or info.get("redis_version", "?")) for info in infos),
+            # The youngest node's uptime: a restart of any node resets its share of the summed counters.
+            uptime_seconds=min(node.uptime_seconds for node in nodes),
+            used_memory=total("used_memory"),
+            # Unbounded as a whole when any node is.
+            maxmemory=total("maxmemory") if all(node.maxmemory for node in nodes) else 0,
+            eviction_policy=_distinct(str(info.get("maxmemory_policy", "?")) for info in infos),
+            fragmentation_ratio=max(ratios) if ratios else None,
+            connected_clients=total("connected_clients"),
+            ops_per_second=total("instantaneous_ops_per_sec"),
+            evicted_keys=total("evicted_keys"),
+            expired_keys=total("expired_keys"),
+            keyspace_hits=total("keyspace_hits"),
+            keyspace_misses=total("keyspace_misses"),
+            total_commands=total("total_commands_processed"),
+            keys=sum(node.keys for node in nodes),
+            cluster=is_cluster(self.client),
+            nodes=nodes,
         )
         self._keep_sample(figures)
         return figures
@@ -318,7 +435,11 @@ class CacheService:
             raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
 
     def sample_keys(self, *, limit: int = SAMPLE_LIMIT, scan_count: int = 1000) -> KeySample:
-        """SCAN at most ``limit`` keys; count our cache keys and their TTLs per namespace, and extrapolate."""
+        """SCAN at most ``limit`` keys; count our cache keys and their TTLs per namespace, and extrapolate.
+
+        On a cluster every primary is scanned, in turns, inside the one bound, and what was seen on a
+        node is extrapolated by that node's DBSIZE (a namespace's keys all live on one node).
+        """
         if not 1 <= limit <= SAMPLE_LIMIT:
             raise InvalidInput(f"A key sample holds 1 to {SAMPLE_LIMIT:,} keys.")
         started = time.perf_counter()
@@ -326,23 +447,29 @@ class CacheService:
         by_tag = {ns.value.encode(): ns for ns in Namespace}
         seen: dict[Namespace, list[bytes]] = {ns: [] for ns in Namespace}
         try:
-            total = int(self.client.dbsize())
+            scans = [_Scan(server, int(server.client.dbsize())) for server in servers(self.client)]
+            per_node: dict[Namespace, list[int]] = {ns: [0] * len(scans) for ns in Namespace}
             versions = self.cache.current_versions()
-            cursor, scanned, truncated = 0, 0, False
-            while True:
-                cursor, batch = self.client.scan(cursor=cursor, count=min(scan_count, limit - scanned))
-                if len(batch) > limit - scanned:  # SCAN may answer more than COUNT: keep the bound
-                    batch, truncated = batch[: limit - scanned], True
-                scanned += len(batch)
-                for item in batch:
-                    key = item if isinstance(item, bytes) else str(item).encode()
-                    if not key.startswith(root) or key.endswith(b":version"):
+            budget = limit
+            while budget > 0 and any(scan.active for scan in scans):
+                for index, scan in enumerate(scans):
+                    if not scan.active or budget == 0:
                         continue
-                    ns = by_tag.get(key[len(root) : key.find(b"}", len(root))])
-                    if ns is not None:
-                        seen[ns].append(key)
-                if cursor == 0 or scanned >= limit:
-                    break
+                    cursor, batch = scan.server.client.scan(cursor=scan.cursor, count=min(scan_count, budget))
+                    if len(batch) > budget:  # SCAN may answer more than COUNT: keep the bound
+                        batch, scan.truncated = batch[:budget], True
+                    budget -= len(batch)
+                    scan.scanned += len(batch)
+                    scan.cursor = int(cursor)
+                    scan.finished = scan.cursor == 0
+                    for item in batch:
+                        key = item if isinstance(item, bytes) else str(item).encode()
+                        if not key.startswith(root) or key.endswith(b":version"):
+                            continue
+                        ns = by_tag.get(key[len(root) : key.find(b"}", len(root))])
+                        if ns is not None:
+                            seen[ns].append(key)
+                            per_node[ns][index] += 1
             # TTLs of an even sample of each namespace's keys: the spread needs no more, and a
             # pipeline of 10,000 TTLs would cost the page most of its time.
             pipe = self.client.pipeline(transaction=False)
@@ -352,12 +479,10 @@ class CacheService:
             ttls = pipe.execute() if ordered else []
         except redis.RedisError as exc:
             raise CacheUnavailable(f"Redis is down: {exc.__class__.__name__}.") from exc
-        complete = cursor == 0 and not truncated
         per_ns: dict[Namespace, list[int]] = {ns: [] for ns in Namespace}
         for (ns, _), ttl in zip(ordered, ttls, strict=True):
             if int(ttl) >= 0:
                 per_ns[ns].append(int(ttl))
-        scale = 1.0 if complete or scanned == 0 else total / scanned
         namespaces: list[NamespaceSample] = []
         for ns in Namespace:
             found = seen[ns]
@@ -371,7 +496,9 @@ class CacheService:
                     sampled_keys=len(found),
                     current_keys=current_keys,
                     stale_keys=len(found) - current_keys,
-                    estimated_keys=round(len(found) * scale),
+                    estimated_keys=round(
+                        sum(count * scan.scale for count, scan in zip(per_node[ns], scans, strict=True))
+                    ),
                     ttl_min=spread[0] if spread else None,
                     ttl_median=statistics.median(spread) if spread else None,
                     ttl_p90=_percentile(spread, 0.9) if spread else None,
@@ -380,11 +507,15 @@ class CacheService:
                 )
             )
         return KeySample(
-            scanned=scanned,
-            total_keys=total,
-            complete=complete,
+            scanned=sum(scan.scanned for scan in scans),
+            total_keys=sum(scan.keys for scan in scans),
+            complete=all(scan.complete for scan in scans),
             namespaces=namespaces,
             seconds=time.perf_counter() - started,
+            nodes=[
+                NodeScan(node=scan.server.name, keys=scan.keys, scanned=scan.scanned, complete=scan.complete)
+                for scan in scans
+            ],
         )
 
     def lookup_key(self, key: str) -> KeyLookup:
@@ -395,9 +526,10 @@ class CacheService:
         if not key.startswith(self.prefix):
             raise InvalidInput(f"Only this dashboard's keys can be looked up: they start with {self.prefix!r}.")
         try:
+            node = node_of(self.client, key)
             kind = _text(self.client.type(key))
             if kind == "none":
-                return KeyLookup(key=key, exists=False)
+                return KeyLookup(key=key, exists=False, node=node)
             ttl = int(self.client.ttl(key))
             size = self.client.memory_usage(key)
             length, preview = self._peek(key, kind)
@@ -406,6 +538,7 @@ class CacheService:
         return KeyLookup(
             key=key,
             exists=True,
+            node=node,
             type=kind,
             ttl_seconds=ttl if ttl >= 0 else None,
             size_bytes=int(size) if size is not None else None,

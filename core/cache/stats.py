@@ -2,7 +2,8 @@
 
 Counts are gathered in process and flushed to Redis every few seconds in one pipeline, into a hash
 per minute (``HINCRBY``), kept for two hours; a hit ratio over the last 5 minutes or the last hour
-is the sum of the minute buckets it spans. Prometheus counters carry the same labels.
+is the sum of the minute buckets it spans. Prometheus counters carry the same labels. The minute
+hashes share the ``{stats}`` hash tag, so on a Redis Cluster a flush or a read goes to one node.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from enum import StrEnum
 import redis
 from prometheus_client import Counter
 
+from core.cache.client import RedisClient
 from core.cache.keys import stats_key
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class CacheCounters:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         clock: Callable[[], float] = time.time,

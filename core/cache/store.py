@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import redis
 from pydantic import TypeAdapter
 
+from core.cache.client import RedisClient
 from core.cache.keys import (
     MEMORY_TTL_SECONDS,
     TIERS,
@@ -123,7 +124,7 @@ class Cache:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         memory: MemoryTier | None = None,

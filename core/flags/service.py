@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from core.audit import AuditLog
+from core.cache.client import RedisClient
 from core.config import Settings
 from core.flags.evaluation import FlagEvaluator
 from core.flags.models import (
@@ -57,7 +58,7 @@ _PROPERTY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 class FlagSnapshots:
     """The last known catalog: in Redis for every instance, and in this process."""
 
-    def __init__(self, client: redis.Redis | None, prefix: str) -> None:
+    def __init__(self, client: RedisClient | None, prefix: str) -> None:
         self.client = client
         self.key = f"{prefix}flags:last-known"
         self._memory: FlagCatalog | None = None
@@ -274,7 +275,7 @@ class FlagService:
             self.admin.close()
 
 
-def build_flag_service(settings: Settings, audit: AuditLog, client: redis.Redis | None) -> FlagService:
+def build_flag_service(settings: Settings, audit: AuditLog, client: RedisClient | None) -> FlagService:
     """Builds the flag service for the configured Unleash, or the embedded one, or none (it then says so)."""
     endpoint = resolve_endpoint(settings)
     snapshots = FlagSnapshots(client, settings.redis_key_prefix)

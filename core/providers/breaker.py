@@ -4,7 +4,8 @@ Closed: calls go through; ``failure_threshold`` provider-side failures in a row 
 calls are refused until ``cooldown_seconds`` have passed, then one probe call is let through
 (half-open); its success closes the breaker, its failure opens it again. An operator may force a
 breaker open or closed (``override``), which holds until released. Each transition is one Lua
-script, so concurrent instances never interleave half-way through one.
+script, so concurrent instances never interleave half-way through one. A breaker is one hash and
+each script touches that key only, so a Redis Cluster runs them as one server does.
 
 When Redis does not answer, the breaker fails open (calls go through) and says so in the log:
 a dead Redis must not stop the platform from calling providers.
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
+
+from core.cache.client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ class CircuitBreakers:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str,
         *,
         failure_threshold: int = 5,
@@ -162,7 +165,8 @@ class CircuitBreakers:
         key = self.key(provider)
         if override is BreakerOverride.AUTO:
             self.client.hdel(key, "override")
+        elif override is BreakerOverride.CLOSED:
+            # One HSET: no instance sees the override without the reset state.
+            self.client.hset(key, mapping={"override": override.value, "state": "closed", "failures": 0})
         else:
             self.client.hset(key, "override", override.value)
-        if override is BreakerOverride.CLOSED:
-            self.client.hset(key, mapping={"state": "closed", "failures": 0})

@@ -16,6 +16,7 @@ import redis
 from sqlalchemy import Connection, text
 
 from core.audit import AuditLog
+from core.cache.client import RedisClient
 from core.db import Database
 from core.models import Actor, ExecutionStatus, InvalidInput, User, UserStatus
 from core.rbac import Permission
@@ -64,7 +65,7 @@ class RedisUserSessions:
     the set itself.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
 
