@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import redis
 from sqlalchemy import Engine, text
 
 from core.bootstrap import Services
+from core.cache.client import RedisClient
 from core.config import Settings
 
 TIMEOUT_SECONDS = 2.0
@@ -79,7 +79,7 @@ def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck
     return _timed(component, probe)
 
 
-def check_redis(client: redis.Redis) -> HealthCheck:
+def check_redis(client: RedisClient) -> HealthCheck:
     """Checks that Redis answers PING, and reports its version and memory use."""
 
     def probe() -> str:
@@ -125,7 +125,7 @@ def dependency_checks(
     settings: Settings,
     primary: Engine,
     replica: Engine | None,
-    client: redis.Redis,
+    client: RedisClient,
     unleash_url: str | None,
     prometheus_url: str | None,
 ) -> list[Callable[[], HealthCheck]]:
@@ -139,17 +139,19 @@ def dependency_checks(
     if unleash_url:
         checks.append(lambda: check_http("Unleash", unleash_url.rstrip("/").removesuffix("/api") + "/health"))
     else:
-        how = "install Node 18-20 and run `krowoc-admin stack up`" if settings.embedded else "set KROWOC_UNLEASH_URL"
-        checks.append(lambda: not_configured("Unleash", how))
+        unleash_how = (
+            "install Node 18-20 and run `krowoc-admin stack up`" if settings.embedded else "set KROWOC_UNLEASH_URL"
+        )
+        checks.append(lambda: not_configured("Unleash", unleash_how))
     if prometheus_url:
         checks.append(lambda: check_http("Prometheus", prometheus_url.rstrip("/") + "/-/ready"))
     else:
-        how = (
+        prometheus_how = (
             "apt-get install prometheus, then `krowoc-admin stack up`"
             if settings.embedded
             else "set KROWOC_PROMETHEUS_URL"
         )
-        checks.append(lambda: not_configured("Prometheus", how))
+        checks.append(lambda: not_configured("Prometheus", prometheus_how))
     return checks
 
 

@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import redis
+from sqlalchemy import create_engine
 
-from core.health import HealthCheck, HealthStatus, check_http, not_configured, overall
+from core.config import Settings
+from core.health import HealthCheck, HealthStatus, check_http, dependency_checks, not_configured, overall
 
 
 def _check(status: HealthStatus, *, required: bool) -> HealthCheck:
@@ -53,3 +56,23 @@ def test_http_check_passes_on_2xx_and_fails_otherwise(http_server: str) -> None:
     assert "HTTP 503" in failed.detail
     closed = check_http("svc", "http://127.0.0.1:1/health")
     assert closed.status is HealthStatus.FAIL and closed.latency_ms is not None
+
+
+@pytest.mark.parametrize(
+    ("embedded", "unleash_hint", "prometheus_hint"),
+    [(True, "Node", "apt-get install prometheus"), (False, "KROWOC_UNLEASH_URL", "KROWOC_PROMETHEUS_URL")],
+)
+def test_each_missing_part_says_how_to_configure_itself(
+    embedded: bool, unleash_hint: str, prometheus_hint: str
+) -> None:
+    settings = Settings(database_url=None if embedded else "postgresql://u@127.0.0.1:1/x", redis_url=None)
+    engine = create_engine("postgresql+psycopg://u@127.0.0.1:1/x")  # never connected: only the missing parts run
+    try:
+        checks = dependency_checks(settings, engine, None, redis.Redis(port=1), None, None)
+        details = {check.component: check.detail for check in (checks[1](), checks[3](), checks[4]())}
+    finally:
+        engine.dispose()
+    assert settings.embedded is embedded
+    assert "KROWOC_DATABASE_REPLICA_URL" in details["PostgreSQL replica"]
+    assert unleash_hint in details["Unleash"] and "PROMETHEUS" not in details["Unleash"]
+    assert prometheus_hint in details["Prometheus"]
