@@ -39,7 +39,7 @@ app.add_typer(flags_cli.flags_app, name="flags")
 app.add_typer(leaderboards_cli, name="leaderboards")
 app.add_typer(cache_app, name="cache")
 rollups_app.command("refresh")(rollups_refresh.refresh_command)
-app.command("simulate")(simulator.simulate_command)
+app.add_typer(simulator.simulate_app, name="simulate")
 
 
 def _settings() -> Settings:
@@ -171,7 +171,8 @@ def rollups_rebuild() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; user errors print one line and exit with status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a ``typer.Exit``'s code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidInput, StackError, DatabaseUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

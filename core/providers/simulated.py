@@ -2,7 +2,8 @@
 
 Latency is drawn from a log-normal around each model's median (the same profiles the seed uses),
 errors from per-category rates. ``Incidents`` turns on an outage, a rate-limit storm or a latency
-spike, read on every call so a running simulator can change course.
+spike, read on every call so a running simulator can change course (``core.simulator`` keeps it in
+line with the incidents listed in Redis).
 """
 
 from __future__ import annotations
@@ -94,6 +95,19 @@ class Incidents:
                 self.active.clear()
             else:
                 self.active.discard(incident)
+
+    def reconcile(self, wanted: set[Incident]) -> tuple[set[Incident], set[Incident]]:
+        """Put exactly ``wanted`` in force; return the incidents this started and those it ended."""
+        with self._lock:
+            started, ended = wanted - self.active, self.active - wanted
+            self.active.difference_update(ended)
+            self.active.update(started)
+        return started, ended
+
+    def in_force(self) -> frozenset[Incident]:
+        """Return the incidents in force now."""
+        with self._lock:
+            return frozenset(self.active)
 
     def affecting(self, provider: str) -> set[str]:
         """Return the kinds of incident hitting a provider now."""
