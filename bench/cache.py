@@ -247,7 +247,9 @@ def measure_warm_vs_cold(services: Services, section: Section, repeat: int) -> N
     section.add(Figure("leaderboard top 100 with user names: cold median", cold_ms, "ms"))
     section.add(Figure("leaderboard top 100 with user names: warm median", warm_ms, "ms"))
     speedup = cold_ms / max(warm_ms, 1e-6)
-    section.add(Figure("leaderboard read path warm over cold", speedup, "x", "goal >= 5x", speedup >= 5))
+    # No page reads this path (the Leaderboards page reads names from the snapshot): the cache's
+    # effect on 101 keys, shown without a verdict; the goal is the page's, below.
+    section.add(Figure("leaderboard read path (101 keys, no page reads it) warm over cold", speedup, "x"))
 
     import streamlit as st
 
