@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from core.config import get_settings
+from core.models import Role
+from dashboard.auth import ROLE_SUMMARIES
 from tests.conftest import PROJECT_ROOT, require_tool
 
 CHROMIUM_ARGS = [
@@ -101,3 +103,14 @@ def page(browser: Any) -> Iterator[Any]:
     tab.set_default_timeout(30_000)
     yield tab
     context.close()
+
+
+def dev_log_in(page: Any, url: str, name: str, role: Role | None = None) -> None:
+    """Sign in through the dev login form as ``name`` (with the form's default role unless ``role``)."""
+    page.goto(url)
+    page.get_by_label("Your name").fill(name)
+    if role is not None:
+        page.get_by_test_id("stSelectbox").filter(has_text="Role").click()
+        page.get_by_role("option", name=ROLE_SUMMARIES[role], exact=True).click()
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text(f"Signed in as {name}").wait_for()

@@ -9,19 +9,10 @@ import pytest
 import redis
 
 from core.cache.keys import Namespace, version_key
+from core.models import Role
+from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e
-
-OPERATOR = "operator: caches, rollups, leaderboards, audit log"
-
-
-def _log_in_as_operator(page: Any, url: str) -> None:
-    page.goto(url)
-    page.get_by_label("Your name").fill("olga")
-    page.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name=OPERATOR).click()
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Role: operator").wait_for()
 
 
 def test_an_operator_sees_the_cache_and_flushes_a_namespace_with_a_reason(
@@ -30,7 +21,7 @@ def test_an_operator_sees_the_cache_and_flushes_a_namespace_with_a_reason(
     client = redis.Redis.from_url(redis_url)
     try:
         before = int(client.get(version_key(redis_prefix, Namespace.LEADERBOARD)) or 0)
-        _log_in_as_operator(page, dashboard_url)
+        dev_log_in(page, dashboard_url, "olga", Role.OPERATOR)
         page.get_by_role("link", name="Cache").click()
         page.get_by_role("heading", name="Cache").first.wait_for()
         page.get_by_test_id("stMetric").filter(has_text="Eviction policy").first.wait_for()

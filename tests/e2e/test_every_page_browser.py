@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from core.models import Role
 from tests.conftest import PROJECT_ROOT
+from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "admin: everything"
 # The navigation's titles by page file (dashboard/app.py), in its order.
 PAGES = {
     "overview.py": "Overview",
@@ -27,17 +28,8 @@ PAGES = {
 }
 
 
-def _log_in_as_admin(page: Any, url: str) -> None:
-    page.goto(url)
-    page.get_by_label("Your name").fill("ada")
-    page.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name=ADMIN).click()
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Role: admin").wait_for()
-
-
 def test_every_page_of_the_navigation_renders_in_a_browser(page: Any, dashboard_url: str, tmp_path: Path) -> None:
-    _log_in_as_admin(page, dashboard_url)
+    dev_log_in(page, dashboard_url, "ada", Role.ADMIN)
     pages = {path.name for path in (PROJECT_ROOT / "pages").glob("*.py") if path.name != "__init__.py"}
     assert set(PAGES) == pages, "a page is missing here"
     for file, title in PAGES.items():

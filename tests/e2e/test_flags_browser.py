@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from core.flags.unleash_admin import UnleashAdmin
+from core.models import Role
 from tests.conftest import _create_database, _with_db
-from tests.e2e.conftest import running_dashboard
+from tests.e2e.conftest import dev_log_in, running_dashboard
 from tests.integration import test_flags_unleash_server as unleash_server
 from tests.integration.test_flags_unleash_server import RunningUnleash
 
@@ -61,10 +62,7 @@ def test_a_product_login_turns_a_flag_on_in_production_from_the_page(
     admin.add_strategy("default", name, "production", "flexibleRollout", {"rollout": "100", "stickiness": "default"})
     assert admin.wait_for_clients(name, "production")  # the page lists what Unleash serves its clients
 
-    page.goto(flags_dashboard_url)
-    page.get_by_label("Your name").fill("pat")
-    pick(page, page, "Role", "product: feature flags and rollouts")
-    page.get_by_role("button", name="Log in").click()
+    dev_log_in(page, flags_dashboard_url, "pat", Role.PRODUCT)
     page.get_by_test_id("stSidebarNav").get_by_text("Feature flags").click()
     page.get_by_role("heading", name="Feature flags").wait_for()
     page.get_by_test_id("stDataFrame").first.wait_for()

@@ -7,18 +7,14 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from core.models import Role
+from tests.e2e.conftest import dev_log_in
 
-OPERATOR = "operator: caches, rollups, leaderboards, audit log"
+pytestmark = pytest.mark.e2e
 
 
 def test_an_operator_reads_errors_and_latency(page: Any, dashboard_url: str, tmp_path: Path) -> None:
-    page.goto(dashboard_url)
-    page.get_by_label("Your name").fill("otto")
-    page.get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name=OPERATOR).click()
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Role: operator").wait_for()
+    dev_log_in(page, dashboard_url, "otto", Role.OPERATOR)
 
     page.get_by_role("link", name="Errors").click()
     page.get_by_role("heading", name="Errors").first.wait_for()

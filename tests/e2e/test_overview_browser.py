@@ -11,14 +11,9 @@ import psycopg
 import pytest
 
 from core.models import TimeWindow
+from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e
-
-
-def _log_in(page: Any, url: str, name: str = "ada") -> None:
-    page.goto(url)
-    page.get_by_label("Your name").fill(name)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_dev_login_then_overview_shows_real_figures(
@@ -26,7 +21,7 @@ def test_dev_login_then_overview_shows_real_figures(
 ) -> None:
     page.goto(dashboard_url)
     page.get_by_text("Dev login — not for production").first.wait_for()
-    _log_in(page, dashboard_url)
+    dev_log_in(page, dashboard_url, "ada")
 
     page.get_by_role("heading", name="Overview").wait_for()
     metric = page.get_by_test_id("stMetric").filter(has_text="Executions").first
@@ -50,7 +45,7 @@ def test_dev_login_then_overview_shows_real_figures(
 
 
 def test_time_range_lives_in_the_url(page: Any, dashboard_url: str) -> None:
-    _log_in(page, f"{dashboard_url}/?range=7d", "grace")
+    dev_log_in(page, f"{dashboard_url}/?range=7d", "grace")
     page.get_by_role("heading", name="Overview").wait_for()
     page.get_by_test_id("stMetric").first.wait_for()
     assert "range=7d" in page.url

@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from core.db import libpq_url
-from core.models import Tier
+from core.models import Role, Tier
 from core.ratelimit import RateLimiter
 from core.seed import SeedOptions, seed
-from tests.e2e.conftest import running_dashboard
+from tests.e2e.conftest import dev_log_in, running_dashboard
 
 pytestmark = pytest.mark.e2e
 
@@ -60,12 +60,7 @@ def test_support_finds_a_failed_execution_reveals_it_and_fixes_the_account(
         limiter.check(user_id, Tier.FREE)
 
     # Log in as support and paste the user's email on the Executions page.
-    page.goto(url)
-    page.get_by_label("Your name").fill("grace")
-    page.get_by_test_id("stSelectbox").filter(has_text="Role").click()
-    page.get_by_role("option", name="support: users and executions").click()
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Signed in as grace").wait_for()
+    dev_log_in(page, url, "grace", Role.SUPPORT)
     # A reload would start a new session (the dev login lives in it): navigate inside the app.
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Executions").click()
     page.get_by_role("heading", name="Executions").wait_for()
