@@ -147,6 +147,17 @@ def test_spikes_mark_where_the_rate_leaves_its_baseline() -> None:
     assert spikes["baseline"].iloc[0] == pytest.approx(0.02)
 
 
+def test_a_few_errors_at_low_volume_are_chance_not_a_spike() -> None:
+    # 23 executions a minute at a 4 % baseline: 3 errors in a minute (13 %) happen by chance.
+    times = pd.date_range("2026-11-26T00:00Z", periods=60, freq="min")
+    errors_per_minute = np.ones(60)
+    errors_per_minute[[20, 35]] = 3
+    errors_per_minute[50] = 7  # about 1 in 100,000 by chance at that baseline: an incident
+    totals = pd.DataFrame({"bucket_start": times, "rate": errors_per_minute / 23, "executions": 23})
+    spikes = errors.detect_spikes(totals)
+    assert list(spikes["bucket_start"]) == [times[50]]
+
+
 def _exact(conn, window: TimeWindow, metric: str, step: str, by_model: bool) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     series = "provider || '/' || model" if by_model else "'all'"
     column = f"{metric}_ms"
