@@ -8,13 +8,16 @@ script, so concurrent instances never interleave half-way through one. A breaker
 each script touches that key only, so a Redis Cluster runs them as one server does.
 
 When Redis does not answer, the breaker fails open (calls go through) and says so in the log:
-a dead Redis must not stop the platform from calling providers.
+a dead Redis must not stop the platform from calling providers. After a failure the breakers
+leave Redis alone for ``redis_retry_seconds`` (calls go straight through), so a Redis that is down
+or unreachable costs neither a timeout per call nor a log line per call.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -114,14 +117,46 @@ class CircuitBreakers:
         *,
         failure_threshold: int = 5,
         cooldown_seconds: float = 15.0,
+        redis_retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.failure_threshold = failure_threshold
         self.cooldown_seconds = cooldown_seconds
+        self.redis_retry_seconds = redis_retry_seconds
+        self._clock = clock
         self._allow = client.register_script(_ALLOW)
         self._record = client.register_script(_RECORD)
         self.redis_errors = 0
+        self.redis_skipped = 0
+        self._skip_until: float | None = None
+
+    def _redis_resting(self) -> bool:
+        """Tell whether Redis failed less than ``redis_retry_seconds`` ago (then it is not asked)."""
+        if self._skip_until is None:
+            return False
+        if self._clock() < self._skip_until:
+            self.redis_skipped += 1
+            return True
+        return False
+
+    def _redis_failed(self, provider: str, exc: redis.RedisError) -> None:
+        self.redis_errors += 1
+        if self._skip_until is None:
+            log.warning(
+                "circuit breakers cannot reach Redis (%s, for %s): calls go through without a breaker, "
+                "Redis is tried again every %.0f s",
+                exc,
+                provider,
+                self.redis_retry_seconds,
+            )
+        self._skip_until = self._clock() + self.redis_retry_seconds
+
+    def _redis_answered(self) -> None:
+        if self._skip_until is not None:
+            log.info("circuit breakers reach Redis again (%d calls went through without one)", self.redis_skipped)
+            self._skip_until = None
 
     def key(self, provider: str) -> str:
         """Return the Redis key of a provider's breaker."""
@@ -129,20 +164,26 @@ class CircuitBreakers:
 
     def allow(self, provider: str) -> bool:
         """Tell whether a call to the provider may go out now (may move open to half-open)."""
-        try:
-            return bool(self._allow(keys=[self.key(provider)], args=[time.time(), self.cooldown_seconds]))
-        except redis.RedisError as exc:
-            self.redis_errors += 1
-            log.warning("circuit breaker for %s not read (%s); letting the call through", provider, exc)
+        if self._redis_resting():
             return True
+        try:
+            allowed = bool(self._allow(keys=[self.key(provider)], args=[time.time(), self.cooldown_seconds]))
+        except redis.RedisError as exc:
+            self._redis_failed(provider, exc)
+            return True
+        self._redis_answered()
+        return allowed
 
     def record(self, provider: str, *, ok: bool) -> None:
         """Record a call's outcome: a success closes the breaker, failures in a row open it."""
+        if self._redis_resting():
+            return
         try:
             self._record(keys=[self.key(provider)], args=[time.time(), "1" if ok else "0", self.failure_threshold])
         except redis.RedisError as exc:
-            self.redis_errors += 1
-            log.warning("circuit breaker for %s not updated: %s", provider, exc)
+            self._redis_failed(provider, exc)
+            return
+        self._redis_answered()
 
     def status(self, provider: str) -> BreakerStatus:
         """Read a provider's breaker (raises ``redis.RedisError`` when Redis does not answer)."""

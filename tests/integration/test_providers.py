@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -81,12 +82,38 @@ def test_a_request_error_is_neither_retried_nor_counted(breakers: CircuitBreaker
     assert breakers.status("openai").failures == 0
 
 
-def test_a_dead_redis_lets_calls_through() -> None:
+def test_a_dead_redis_lets_calls_through_and_is_asked_again_later(caplog: pytest.LogCaptureFixture) -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
-    breakers = CircuitBreakers(dead, "x:")
-    assert breakers.allow("openai")
-    breakers.record("openai", ok=False)
-    assert breakers.redis_errors == 2
+    now = [1000.0]
+    breakers = CircuitBreakers(dead, "x:", redis_retry_seconds=5.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="core.providers.breaker"):
+        assert breakers.allow("openai")
+        # Within the retry interval Redis is left alone: no timeout, no error, no log line per call.
+        for _ in range(50):
+            assert breakers.allow("anthropic")
+            breakers.record("anthropic", ok=False)
+        assert (breakers.redis_errors, breakers.redis_skipped) == (1, 100)
+        now[0] += 5.0
+        breakers.record("openai", ok=False)
+    assert breakers.redis_errors == 2  # asked again once the interval was over
+    assert len([r for r in caplog.records if "cannot reach Redis" in r.getMessage()]) == 1
+
+
+def test_breakers_read_redis_again_once_it_answers(redis_url: str, redis_prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    now = [1000.0]
+    breakers = CircuitBreakers(client, redis_prefix, failure_threshold=1, clock=lambda: now[0])
+    try:
+        breakers._skip_until = now[0] + 5.0  # as after a failure
+        breakers.record("openai", ok=False)  # skipped: Redis is resting
+        assert breakers.status("openai").failures == 0
+        now[0] += 5.0
+        breakers.record("openai", ok=False)
+        assert breakers.status("openai").state == "open"
+        assert not breakers.allow("openai")
+    finally:
+        client.delete(breakers.key("openai"))
+        client.close()
 
 
 def test_incidents_are_parsed_and_bad_ones_refused() -> None:
