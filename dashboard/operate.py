@@ -226,7 +226,8 @@ def slowest(window: TimeWindow, provider: str | None, model: str | None) -> pd.D
 # -- charts ---------------------------------------------------------------------------------------
 
 
-def _spike_markers(figure: go.Figure, spikes: pd.DataFrame) -> None:
+def _spike_markers(figure: go.Figure, spikes: pd.DataFrame, window: TimeWindow) -> None:
+    middle = window.start + (window.end - window.start) / 2
     for moment, rate, baseline in zip(spikes["bucket_start"], spikes["rate"], spikes["baseline"], strict=True):
         figure.add_vline(x=moment, line={"color": "#E45756", "dash": "dot", "width": 1})
         figure.add_annotation(
@@ -235,7 +236,8 @@ def _spike_markers(figure: go.Figure, spikes: pd.DataFrame) -> None:
             yref="paper",
             text=f"spike {rate:.1%} (baseline {baseline:.1%})",
             showarrow=False,
-            xanchor="left",
+            # Written towards the middle, so a spike near either edge stays inside the plot.
+            xanchor="left" if moment < middle else "right",
             font={"size": 11, "color": "#E45756"},
         )
 
@@ -258,10 +260,16 @@ def stacked_error_rate(by_category: pd.DataFrame, spikes: pd.DataFrame, window: 
                 hovertemplate="%{y:.2%}<extra>" + str(category) + "</extra>",
             )
         )
-    _spike_markers(figure, spikes)
+    _spike_markers(figure, spikes, window)
     figure.update_xaxes(range=[window.start, window.end], title_text="UTC")
     figure.update_yaxes(tickformat=".1%", rangemode="tozero", title_text="failed / all executions")
-    figure.update_layout(height=380, hovermode="x unified", margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_layout(
+        height=420,
+        hovermode="x unified",
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        # Below the plot, so the categories never cover the newest minutes or a spike's label.
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+    )
     return figure
 
 
