@@ -142,6 +142,28 @@ def test_the_overview_timeline_stacks_three_series_on_one_time_axis() -> None:
     assert list(figure.layout.xaxis.range) == [span.start, span.end]
     assert figure.layout.yaxis2.tickformat == ".1%"
     assert "per hour" in figure.layout.xaxis3.title.text
+    assert [a.text for a in figure.layout.annotations] == ["Executions per minute", "Error rate", "p95 latency (ms)"]
+    # The three plots are stacked without overlapping, top to bottom.
+    domains = [tuple(figure.layout[f"yaxis{s}"].domain) for s in ("", "2", "3")]
+    assert all(low < high for low, high in domains)
+    assert domains[0][0] > domains[1][1] and domains[1][0] > domains[2][1]
+
+
+def test_each_incident_is_a_dotted_line_across_the_three_plots() -> None:
+    span = TimeWindow(start=datetime(2026, 11, 26, 1, tzinfo=UTC), end=datetime(2026, 11, 26, 4, tzinfo=UTC))
+    buckets = pd.date_range(span.start, periods=3, freq="h")
+    executions = pd.DataFrame(
+        {"bucket_start": buckets, "executions": [60, 60, 60], "errors": [1, 30, 1],
+         "executions_per_minute": [1.0, 1.0, 1.0], "error_rate": [1 / 60, 0.5, 1 / 60]}
+    )  # fmt: skip
+    latency = pd.DataFrame({"bucket_start": buckets, "latency_count": [60] * 3, "latency_ms": [900.0] * 3})
+    incidents = pd.DataFrame({"bucket_start": [buckets[1]]})
+
+    figure = charts.overview_timeline(executions, latency, window=span, grain=Grain.HOUR, incidents=incidents)
+
+    lines = [(shape.xref, shape.yref, shape.x0) for shape in figure.layout.shapes]
+    assert lines == [(f"x{s}", f"y{s} domain", buckets[1]) for s in ("", "2", "3")]
+    assert [(trace.xaxis, trace.yaxis) for trace in figure.data] == [("x", "y"), ("x2", "y2"), ("x3", "y3")]
 
 
 # -- login ---------------------------------------------------------------------------------------
