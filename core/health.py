@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+import redis
 from sqlalchemy import Engine, text
 
 from core.bootstrap import Services
-from core.cache.client import RedisClient
+from core.cache.client import RedisClient, servers
 from core.config import Settings
 
 TIMEOUT_SECONDS = 2.0
@@ -80,14 +81,30 @@ def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck
 
 
 def check_redis(client: RedisClient) -> HealthCheck:
-    """Checks that Redis answers PING, and reports its version and memory use."""
+    """Checks that Redis answers PING, and reports its version and memory use.
+
+    On a Redis Cluster every primary must answer (each holds part of the keyspace); the memory
+    is summed over them and a primary that does not answer is named.
+    """
 
     def probe() -> str:
-        client.ping()
-        info = client.info(section="server")
-        memory = client.info(section="memory")
-        version = info.get("valkey_version") or info.get("redis_version")
-        return f"version {version}, {memory.get('used_memory_human', '?')} used"
+        nodes = servers(client)
+        version, used, used_human = None, 0, "?"
+        for node in nodes:
+            try:
+                node.client.ping()
+                info = node.client.info(section="server")
+                memory = node.client.info(section="memory")
+            except redis.RedisError as exc:
+                if len(nodes) == 1:
+                    raise
+                raise redis.RedisError(f"primary {node.name} did not answer: {exc}") from exc
+            version = version or info.get("valkey_version") or info.get("redis_version")
+            used += int(memory.get("used_memory", 0))
+            used_human = str(memory.get("used_memory_human", "?"))
+        if len(nodes) == 1:
+            return f"version {version}, {used_human} used"
+        return f"cluster of {len(nodes)} primaries, version {version}, {used / 2**20:,.1f} MiB used in all"
 
     return _timed("Redis", probe, required=False)
 

@@ -38,6 +38,7 @@ from core.cache.service import SAMPLE_LIMIT, CacheService, CacheUnavailable, Mem
 from core.cache.store import Cache
 from core.config import Settings, get_settings
 from core.events import AdminEventConsumer, ChangeNotices, stream_key
+from core.health import HealthStatus, check_redis
 from core.models import Actor, AuditOutcome, Role, Tier
 from core.providers.breaker import BreakerOverride, BreakerState, CircuitBreakers
 from core.providers.service import BreakerChange
@@ -233,6 +234,9 @@ def test_the_services_talk_to_every_primary(services: Services, cluster: list[No
     assert isinstance(services.redis, RedisCluster)
     assert {server.name for server in servers(services.redis)} == node_names(cluster)
     assert services.cache_admin.is_up()
+    health = check_redis(services.redis)
+    assert health.status in {HealthStatus.PASS, HealthStatus.WARN}, health.detail
+    assert health.detail.startswith(f"cluster of {len(cluster)} primaries, version "), health.detail
 
 
 # -- the cache ------------------------------------------------------------------------------------
