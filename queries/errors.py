@@ -11,6 +11,7 @@ every execution of the bucket. Top errors read the failed executions themselves 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -106,31 +107,13 @@ ORDER BY b.bucket_start, error_category
 )
 
 
+# One row per hour and series of the hourly summaries, with its errors per category in two
+# arrays: a month is 720 rows for the platform, expanded to (hour, category) rows by _expand_hours.
 ERROR_RATE_PER_HOUR = """
-WITH buckets AS (
-    SELECT generate_series(CAST(:start AS timestamptz), CAST(:end AS timestamptz) - CAST(:step AS interval),
-                           CAST(:step AS interval)) AS bucket_start
-),
-picked AS (
-    -- One row per hour and series of the hourly summaries, its errors per category in two arrays.
-    SELECT bucket_start, executions, error_categories, error_counts
-    FROM execution_latency_hour
-    WHERE bucket_start >= :start AND bucket_start < :end AND {rows}
-),
-totals AS (
-    SELECT bucket_start, sum(executions) AS executions FROM picked GROUP BY bucket_start
-),
-per_category AS (
-    SELECT p.bucket_start, c.category, sum(c.n) AS n
-    FROM picked AS p, unnest(p.error_categories, p.error_counts) AS c(category, n)
-    GROUP BY 1, 2
-)
-SELECT b.bucket_start, c.category AS error_category, CAST(coalesce(c.n, 0) AS bigint) AS errors,
-       CAST(coalesce(t.executions, 0) AS bigint) AS executions
-FROM buckets AS b
-LEFT JOIN totals AS t ON t.bucket_start = b.bucket_start
-LEFT JOIN per_category AS c ON c.bucket_start = b.bucket_start
-ORDER BY b.bucket_start, error_category
+SELECT bucket_start, executions, error_categories, error_counts
+FROM execution_latency_hour
+WHERE bucket_start >= :start AND bucket_start < :end AND {rows}
+ORDER BY bucket_start
 """
 
 
@@ -165,16 +148,55 @@ def error_rate_by_category(
     """
     check_filters(provider, model)
     chosen, params = _bounds(window, grain)
+    filters = {"provider": provider, "model": model}
     if chosen is Grain.MINUTE:
-        sql = _for_grain(ERROR_RATE_BY_CATEGORY, chosen)
+        rows = conn.execute(_for_grain(ERROR_RATE_BY_CATEGORY, chosen), {**params, **filters})
+        frame = frame_of(rows.all(), ["bucket_start", "category", "errors", "executions"], times=["bucket_start"])
     else:
-        sql = text(ERROR_RATE_PER_HOUR.format(rows=summary_rows(provider, model)))
-    rows = conn.execute(sql, {**params, "provider": provider, "model": model})
-    frame = frame_of(rows.all(), ["bucket_start", "category", "errors", "executions"], times=["bucket_start"])
+        hours = conn.execute(
+            text(ERROR_RATE_PER_HOUR.format(rows=summary_rows(provider, model))), {**params, **filters}
+        )
+        frame = _expand_hours(hours.all(), pd.date_range(params["start"], params["end"], freq="h", inclusive="left"))
     frame["errors"] = frame["errors"].astype(np.int64)
     frame["executions"] = frame["executions"].astype(np.int64)
     frame["rate"] = frame["errors"] / frame["executions"].where(frame["executions"] > 0)
     return frame
+
+
+def _expand_hours(rows: Sequence[Any], buckets: pd.DatetimeIndex) -> pd.DataFrame:
+    """Turn hourly summary rows (bucket, executions, categories, counts) into the minute path's frame.
+
+    Rows of one hour (several series, when a model name is shared by providers) are summed; an
+    hour without an error, or without a row, gets one row with category None. One pass in plain
+    Python: cheaper than pandas' grouping for a few thousand entries.
+    """
+    hours: dict[int, tuple[int, dict[str, int]]] = {}
+    for start, executions, categories, counts in rows:
+        second = int(start.timestamp())
+        total, per_category = hours.get(second, (0, {}))
+        for category, n in zip(categories, counts, strict=True):
+            per_category[category] = per_category.get(category, 0) + int(n)
+        hours[second] = (total + int(executions), per_category)
+    at: list[int] = []
+    named: list[str | None] = []
+    failed: list[int] = []
+    totals: list[int] = []
+    for second in buckets.as_unit("s").asi8.tolist():
+        total, per_category = hours.get(second, (0, {}))
+        names: list[str | None] = [*sorted(per_category)] if per_category else [None]
+        for category in names:
+            at.append(second)
+            named.append(category)
+            failed.append(per_category[category] if category is not None else 0)
+            totals.append(total)
+    return pd.DataFrame(
+        {
+            "bucket_start": pd.to_datetime(np.array(at, dtype=np.int64), unit="s", utc=True),
+            "category": named,
+            "errors": np.array(failed, dtype=np.int64),
+            "executions": np.array(totals, dtype=np.int64),
+        }
+    )
 
 
 def total_error_rate(by_category: pd.DataFrame) -> pd.DataFrame:
