@@ -204,13 +204,7 @@ def latency_distribution(
     if chosen is Grain.MINUTE:
         sql = DISTRIBUTION_PER_MINUTE.format(metric=metric.value)
     else:
-        if model is not None:
-            rows = "model = :model AND (CAST(:provider AS text) IS NULL OR provider = :provider)"
-        elif provider is not None:
-            rows = "provider = :provider AND model = '*'"
-        else:
-            rows = "provider = '*' AND model = '*'"
-        sql = DISTRIBUTION_PER_HOUR.format(metric=metric.value, rows=rows)
+        sql = DISTRIBUTION_PER_HOUR.format(metric=metric.value, rows=summary_rows(provider, model))
     result = conn.execute(text(sql), params).all()
     frame = pd.DataFrame(result, columns=["bucket", "executions"])
     frame["bucket"] = frame["bucket"].astype(np.int64)
