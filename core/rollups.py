@@ -229,8 +229,17 @@ def rebuild_in(conn: psycopg.Connection, start: datetime | None = None, end: dat
     return minute_rows
 
 
+ERRORS_WATERMARK = "execution_errors"
+"""The watermark of ``execution_error_hour``, which ``core.rollups_refresh`` keeps."""
+
+
 def set_watermark(conn: psycopg.Connection) -> None:
-    """Records that the rollups include every execution up to the newest one."""
+    """Records that the rollups include every execution up to the newest one.
+
+    The error table is not rebuilt here: its watermark is dropped, so the next refresh builds it
+    whole rather than adding to it only what came after this rebuild.
+    """
+    conn.execute("DELETE FROM rollup_watermarks WHERE name = %s", (ERRORS_WATERMARK,))
     conn.execute(
         """
         INSERT INTO rollup_watermarks (name, watermark, last_execution_id, updated_at)

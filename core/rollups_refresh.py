@@ -33,7 +33,7 @@ from core.db import libpq_url
 
 LOCK_KEY = 0x6B726F776F63  # "krowoc": the advisory lock every refresher takes.
 WATERMARK = "executions"
-ERRORS_WATERMARK = "execution_errors"
+ERRORS_WATERMARK = rollups.ERRORS_WATERMARK
 OVERLAP_IDS = 2_000
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -250,18 +250,22 @@ def _refold_hours(conn: psycopg.Connection, start: datetime, end: datetime) -> N
     rollups.rebuild_latency_hour(conn, start, end)
 
 
-def _unchanged(conn: psycopg.Connection, minutes: list[datetime]) -> set[datetime]:
-    """Return the minutes whose rollup already counts every raw execution (nothing arrived late)."""
+def _unchanged(conn: psycopg.Connection, minutes: list[datetime], last: int) -> set[datetime]:
+    """Return the minutes whose rollup already counts every execution up to id ``last`` (none arrived late).
+
+    Executions above ``last`` are new to this refresh and not compared: a minute that also
+    received new ones is told apart the same way.
+    """
     if not minutes:
         return set()
     rows = conn.execute(
         """
         SELECT m FROM unnest(%(minutes)s::timestamptz[]) AS m
         WHERE (SELECT count(*) FROM prompt_executions
-               WHERE created_at >= m AND created_at < m + interval '1 minute')
+               WHERE created_at >= m AND created_at < m + interval '1 minute' AND id <= %(last)s)
             = (SELECT coalesce(sum(executions), 0) FROM execution_rollup_minute WHERE bucket_start = m)
         """,
-        {"minutes": minutes},
+        {"minutes": minutes, "last": last},
     ).fetchall()
     return {row[0].astimezone(UTC) for row in rows}
 
@@ -292,11 +296,12 @@ def refresh_in(conn: psycopg.Connection, *, overlap_ids: int = OVERLAP_IDS) -> R
         """,
         {"last": last, "since": max(0, last - overlap_ids), "newest": newest},
     ).fetchall()
-    # A minute with a new id changed; one reached only through the overlap changed only when a
-    # writer committed late, which its count against the rollup tells.
+    # A minute with a new id changed. Any minute of the overlap, with new ids or without, also
+    # received a late commit when its executions up to the watermark outnumber its rollup's: its
+    # hour's errors are then recounted from the raw table (the increment only adds new ids).
     touched = {row[0].astimezone(UTC) for row in rows if row[1]}
-    overlap_only = [row[0].astimezone(UTC) for row in rows if not row[1]]
-    late = set(overlap_only) - _unchanged(conn, overlap_only)
+    seen = sorted(row[0].astimezone(UTC) for row in rows)
+    late = set(seen) - _unchanged(conn, seen, last)
     minutes = sorted(touched | late)
     new_executions = sum(int(row[1]) for row in rows)
     hours = {m.replace(minute=0) for m in minutes}

@@ -129,3 +129,48 @@ def test_an_execution_committed_after_a_later_one_is_still_folded(make_database:
     finally:
         db.dispose()
     assert first.new_executions == 50
+
+
+def test_a_late_commit_into_a_minute_that_also_gets_new_executions_is_counted(
+    make_database: Callable[..., str],
+) -> None:
+    """The late rows share their minute with rows newer than the watermark: errors are recounted too."""
+    url = make_database()
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    _ensure_partitions(url, minute - timedelta(days=1))
+    db = Database.from_urls(url)
+    rng = random.Random(33)
+    try:
+        slow = db.primary.connect()
+        slow_tx = slow.begin()
+        write_executions(slow, random_records(rng, 60, minute, timedelta(seconds=50)))
+        with db.write() as conn:
+            write_executions(conn, random_records(rng, 40, minute, timedelta(seconds=50)))
+        rollups_refresh.refresh(url)
+        slow_tx.commit()
+        slow.close()
+        with db.write() as conn:
+            write_executions(conn, random_records(rng, 40, minute, timedelta(seconds=50)))
+        rollups_refresh.refresh(url)
+        assert _current(url) == _from_scratch(url)
+    finally:
+        db.dispose()
+
+
+def test_a_rebuild_between_refreshes_loses_nothing(make_database: Callable[..., str]) -> None:
+    url = make_database()
+    now = datetime.now(UTC).replace(microsecond=0)
+    _ensure_partitions(url, now - timedelta(days=1))
+    db = Database.from_urls(url)
+    rng = random.Random(44)
+    try:
+        for step in ("refresh", "rebuild", "refresh"):
+            with db.write() as conn:
+                write_executions(conn, random_records(rng, 150, now - timedelta(hours=2), timedelta(hours=2)))
+            if step == "rebuild":
+                rollups.rebuild(url)
+            else:
+                rollups_refresh.refresh(url)
+        assert _current(url) == _from_scratch(url)
+    finally:
+        db.dispose()
