@@ -89,7 +89,8 @@ class ChannelReading:
 
 
 def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    # A hand-written entry may hold any bytes: show them, never fail on them.
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def _entry(since: datetime, by: str) -> str:

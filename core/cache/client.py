@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -24,9 +25,18 @@ from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
+CONNECT_RETRY_SECONDS = 1.0
+"""After the cluster's topology could not be read, commands fail at once for this long before one tries again."""
+_clock = time.monotonic
+
 CLUSTER_RETRIES = 2
 """Retries of a command after a node failed (the topology is re-read between them): enough for a
 failover, few enough that a dead cluster does not hold every read through redis-py's default ten."""
+
+
+def _without_url(text: str, url: str) -> str:
+    """Remove a URL (and so any password in it) from an error's text."""
+    return text.replace(url, "<KROWOC_REDIS_URL>")
 
 
 class ClusterUnavailable(ClusterError):
@@ -50,31 +60,47 @@ class ClusterClient(RedisCluster):
         if parsed.get("db", 0) != 0:
             raise ValueError("A Redis Cluster has database 0 only: end KROWOC_REDIS_URL with /0 or no database.")
         self._cluster_url = url
+        # What messages name: the node's address, never the URL (it may carry a password).
+        self._cluster_where = f"{parsed.get('host', 'localhost')}:{parsed.get('port', 6379)}"
         self._cluster_options = options
         self._cluster_lock = threading.Lock()
         self._cluster_thread = threading.local()  # ``connecting``: this thread is inside ``RedisCluster.__init__``
+        self._cluster_failed: tuple[float, str] | None = None  # when the last topology read failed, and why
         try:
             self._connect()
         except ClusterUnavailable as exc:
-            log.warning("%s; every command tries again until it answers", exc)
+            log.warning("%s; commands try again every %.0f s until it answers", exc, CONNECT_RETRY_SECONDS)
 
     @property
     def connected(self) -> bool:
         """Tell whether the topology has been read (the client is a working ``RedisCluster``)."""
         return "nodes_manager" in self.__dict__
 
+    def _raise_if_resting(self) -> None:
+        # Within CONNECT_RETRY_SECONDS of a failed topology read, fail at once: threads queueing on
+        # the lock behind a cluster that hangs would otherwise each wait out their own timeout.
+        failed = self._cluster_failed
+        if failed is not None and _clock() - failed[0] < CONNECT_RETRY_SECONDS:
+            raise ClusterUnavailable(failed[1])
+
     def _connect(self) -> None:
+        self._raise_if_resting()
         with self._cluster_lock:
             if self.connected:
                 return
+            self._raise_if_resting()
             self._cluster_thread.connecting = True
             try:
                 super().__init__(url=self._cluster_url, **self._cluster_options)
             except (RedisClusterException, redis.RedisError) as exc:
                 self.__dict__.pop("nodes_manager", None)
-                raise ClusterUnavailable(f"Redis Cluster at {self._cluster_url} did not answer: {exc}") from exc
+                why = _without_url(str(exc), self._cluster_url)
+                message = f"Redis Cluster at {self._cluster_where} did not answer: {why}"
+                self._cluster_failed = (_clock(), message)
+                raise ClusterUnavailable(message) from exc
             finally:
                 self._cluster_thread.connecting = False
+            self._cluster_failed = None
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes ``RedisCluster.__init__`` has not set yet: read the topology, then look again.
