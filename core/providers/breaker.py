@@ -130,6 +130,7 @@ class CircuitBreakers:
         self._record = client.register_script(_RECORD)
         self.redis_errors = 0
         self.redis_skipped = 0
+        self._skipped_when_lost = 0
         self._skip_until: float | None = None
 
     def _redis_resting(self) -> bool:
@@ -144,6 +145,7 @@ class CircuitBreakers:
     def _redis_failed(self, provider: str, exc: redis.RedisError) -> None:
         self.redis_errors += 1
         if self._skip_until is None:
+            self._skipped_when_lost = self.redis_skipped
             log.warning(
                 "circuit breakers cannot reach Redis (%s, for %s): calls go through without a breaker, "
                 "Redis is tried again every %.0f s",
@@ -155,7 +157,8 @@ class CircuitBreakers:
 
     def _redis_answered(self) -> None:
         if self._skip_until is not None:
-            log.info("circuit breakers reach Redis again (%d calls went through without one)", self.redis_skipped)
+            skipped = self.redis_skipped - self._skipped_when_lost
+            log.info("circuit breakers reach Redis again (%d calls went through without one)", skipped)
             self._skip_until = None
 
     def key(self, provider: str) -> str:
