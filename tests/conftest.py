@@ -176,6 +176,21 @@ def seeded_services(seeded_database_url: str, redis_url: str, redis_prefix: str)
 
 
 @pytest.fixture()
+def cli_env(
+    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    """A fresh database and a key prefix of this test's own, given to the command line through the environment."""
+    url = make_database()
+    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    monkeypatch.setenv("KROWOC_DATABASE_URL", url)
+    monkeypatch.setenv("KROWOC_REDIS_URL", redis_url)
+    monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", prefix)
+    get_settings.cache_clear()
+    yield url, prefix
+    get_settings.cache_clear()
+
+
+@pytest.fixture()
 def app_env(
     seeded_database_url: str, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:

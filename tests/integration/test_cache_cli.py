@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-
 import pytest
 import redis
 from sqlalchemy import create_engine, insert, select
@@ -14,20 +11,6 @@ from core.cli import main
 from core.config import get_settings
 from core.db import normalize_url
 from core.tables import AuditLogRow, UserRow
-
-
-@pytest.fixture()
-def env(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str]]:
-    url = make_database()
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    monkeypatch.setenv("KROWOC_DATABASE_URL", url)
-    monkeypatch.setenv("KROWOC_REDIS_URL", redis_url)
-    monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", prefix)
-    get_settings.cache_clear()
-    yield url, prefix
-    get_settings.cache_clear()
 
 
 def _audit(url: str) -> list[tuple[str, str, str, str | None]]:
@@ -45,9 +28,9 @@ def _audit(url: str) -> list[tuple[str, str, str, str | None]]:
 
 
 def test_invalidating_a_tier_from_the_shell_is_audited(
-    env: tuple[str, str], redis_url: str, capsys: pytest.CaptureFixture[str]
+    cli_env: tuple[str, str], redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, prefix = env
+    url, prefix = cli_env
     assert (
         main(["cache", "invalidate", "--tier", "leaderboard", "--reason", "nightly recompute", "--actor", "ops"]) == 0
     )
@@ -60,8 +43,10 @@ def test_invalidating_a_tier_from_the_shell_is_audited(
     assert _audit(url) == [("invalidate_cache_tier", "cli:ops", "success", "nightly recompute")]
 
 
-def test_a_bad_namespace_or_both_targets_are_refused(env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = env
+def test_a_bad_namespace_or_both_targets_are_refused(
+    cli_env: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = cli_env
     assert main(["cache", "invalidate", "--namespace", "sessions", "--reason", "x"]) == 2
     assert "Unknown cache namespace 'sessions'" in capsys.readouterr().err
     assert main(["cache", "invalidate", "--namespace", "leaderboard", "--tier", "user", "--reason", "x"]) == 2
@@ -70,9 +55,9 @@ def test_a_bad_namespace_or_both_targets_are_refused(env: tuple[str, str], capsy
 
 
 def test_with_redis_down_an_invalidation_fails_in_one_line_and_is_audited(
-    env: tuple[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cli_env: tuple[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, _ = env
+    url, _ = cli_env
     monkeypatch.setenv("KROWOC_REDIS_URL", "redis://127.0.0.1:1/0")
     get_settings.cache_clear()
     with pytest.raises(SystemExit) as exited:
@@ -82,8 +67,8 @@ def test_with_redis_down_an_invalidation_fails_in_one_line_and_is_audited(
     assert [row[2] for row in _audit(url)] == ["failed"]
 
 
-def test_status_and_a_rate_limit_reset(env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = env
+def test_status_and_a_rate_limit_reset(cli_env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    url, _ = cli_env
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
         conn.execute(insert(UserRow).values(id=5, email="five@example.com", display_name="Five", tier="team"))

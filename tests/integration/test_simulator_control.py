@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,21 +37,12 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def env(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
-    """A fresh database and a key prefix of this test's own, for the command line (through the environment)
-    and for the services a simulator runs on."""
-    url = make_database()
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    monkeypatch.setenv("KROWOC_DATABASE_URL", url)
-    monkeypatch.setenv("KROWOC_REDIS_URL", redis_url)
-    monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", prefix)
-    get_settings.cache_clear()
+def env(cli_env: tuple[str, str], redis_url: str) -> Iterator[Services]:
+    """The services a simulator runs on, over the command line's database and key prefix (``cli_env``)."""
+    url, prefix = cli_env
     services = build_services(test_settings(url, redis_url, prefix))
     yield services
     services.close()
-    get_settings.cache_clear()
 
 
 def _simulator(services: Services, channel: IncidentChannel | None = None) -> TrafficSimulator:
