@@ -65,7 +65,8 @@ def test_support_finds_a_failed_execution_reveals_it_and_fixes_the_account(
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Executions").click()
     page.get_by_role("heading", name="Executions").wait_for()
     page.get_by_label("User (email or id)").fill(email)
-    page.get_by_role("button", name="Search").click()
+    # The search form's button: a table's toolbar also has a "Search" button once a table is drawn.
+    page.get_by_test_id("stForm").get_by_role("button", name="Search", exact=True).click()
     page.wait_for_function("() => window.location.search.includes('user=')")
     page.get_by_text(f"user {user_id},").wait_for()
     page.get_by_test_id("stDataFrame").first.wait_for(state="visible")
