@@ -17,6 +17,8 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY queries ./queries
 COPY dashboard ./dashboard
+COPY devstack ./devstack
+COPY cli ./cli
 COPY migrations ./migrations
 RUN pip install --upgrade pip \
  && pip wheel --no-deps --wheel-dir /wheels . \
@@ -44,6 +46,7 @@ WORKDIR /app
 COPY core ./core
 COPY queries ./queries
 COPY dashboard ./dashboard
+COPY cli ./cli
 COPY pages ./pages
 COPY migrations ./migrations
 COPY alembic.ini ./

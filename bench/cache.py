@@ -31,18 +31,19 @@ import redis
 from sqlalchemy import insert
 
 from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
-from core import migrate
+from core.adapters import migrate
+from core.adapters.db import libpq_url
+from core.adapters.redis import RedisClient
+from core.adapters.tables import LeaderboardSnapshotRow, PromptRow, UserRow
 from core.bootstrap import Services, build_services
 from core.cache import keys
-from core.cache.client import RedisClient
 from core.cache.keys import Namespace
 from core.cache.reads import _USER
 from core.config import PROJECT_ROOT, Settings
-from core.db import libpq_url
-from core.models import Actor, Role, Tier
+from core.domain.models import Actor, Role, Tier
+from core.endpoints import resolve_endpoints
 from core.ratelimit import RateLimiter
-from core.stack import _valkey_bin, resolve_urls
-from core.tables import LeaderboardSnapshotRow, PromptRow, UserRow
+from devstack.stack import _valkey_bin
 
 PREFIX = "krowoc-bench-cache:"
 MARKER = "<!-- size:cache -->"
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m bench.cache " + " ".join(sys.argv[1:] if argv is None else argv)
 
-    server_url = libpq_url(resolve_urls(Settings()).database_url)
+    server_url = libpq_url(resolve_endpoints(Settings()).database_url)
     hits = Section("Latency per call")
     page = Section("Pages")
     with own_valkey() as redis_url, own_database(server_url) as database_url:

@@ -30,14 +30,15 @@ import psycopg
 import redis
 
 from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
-from core import migrate
+from core.adapters import migrate
+from core.adapters.db import libpq_url
 from core.bootstrap import build_services
 from core.config import PROJECT_ROOT, Settings, get_settings
-from core.db import libpq_url
+from core.domain.models import Actor, Role
+from core.endpoints import resolve_endpoints
+from core.flags.models import UnleashEndpoint
 from core.flags.unleash_admin import UnleashAdmin
-from core.models import Actor, Role
-from core.stack import resolve_urls
-from core.unleash_server import UnleashEndpoint, UnleashServer, missing_requirement
+from devstack.unleash import UnleashServer, missing_requirement
 
 MARKER = "<!-- size:flags -->"
 ENVIRONMENTS = ("development", "production", "default")
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run: {problem}", file=sys.stderr)
         return 2
 
-    urls = resolve_urls(Settings())
+    urls = resolve_endpoints(Settings())
     server_url = libpq_url(urls.database_url)
     run = uuid.uuid4().hex[:8]
     prefix = f"krowoc-bench-flags-{run}:"

@@ -6,7 +6,7 @@
 In the same run it times every query behind the Errors and Latency pages (p95 of ``--repeat``
 runs, warm) and its raw-table version (the same answer computed from ``prompt_executions``,
 median of ``--raw-repeat`` runs), folding one minute of traffic at 100 executions/s into the
-rollups with ``core.rollups_refresh``, and both pages' server-side render with AppTest (caches
+rollups with ``core.executions.refresh``, and both pages' server-side render with AppTest (caches
 cleared before each run). Results go to ``bench/RESULTS.md`` under ``operate-<size>``.
 """
 
@@ -25,15 +25,17 @@ import psycopg
 from sqlalchemy import Connection, text
 
 from bench.run import SIZES, Figure, Section, _p95, _timed, _with_db, write_results
-from core import migrate, rollups_refresh
+from core.adapters import migrate
+from core.adapters.db import Database, libpq_url, make_engine
+from core.adapters.runtime import freeze_startup_heap
 from core.config import Settings
-from core.db import Database, libpq_url, make_engine
-from core.histogram import bucket_sql
-from core.models import TimeWindow
-from core.providers.records import write_executions
-from core.runtime import freeze_startup_heap
-from core.seed import SeedOptions, seed
-from core.stack import EmbeddedStack, resolve_urls
+from core.domain.histogram import bucket_sql
+from core.domain.models import TimeWindow
+from core.endpoints import resolve_endpoints
+from core.executions import refresh as rollups_refresh
+from core.executions.records import write_executions
+from devstack.seed import SeedOptions, seed
+from devstack.stack import EmbeddedStack
 from queries import errors, latency
 from queries.latency import Metric, SeriesBy
 from queries.overview import grain_for, whole_buckets
@@ -86,9 +88,9 @@ FAST: dict[str, Callable[[Connection, TimeWindow], Any]] = {
 
 def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_repeat: int) -> None:
     """Time each Errors/Latency query against its raw-table version, per window, in the same run."""
-    # The process is set up as the dashboard's is once its services are built (core.runtime).
+    # The process is set up as the dashboard's is once its services are built (core.adapters.runtime).
     freeze_startup_heap()
-    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.db)
+    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.adapters.db)
     try:
         with engine.connect() as conn:
             # The floor under any query: one round trip to PostgreSQL and back through SQLAlchemy.
@@ -185,7 +187,7 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
     from streamlit.testing.v1 import AppTest
 
     from core.config import PROJECT_ROOT, get_settings
-    from core.models import Actor, Role
+    from core.domain.models import Actor, Role
 
     os.environ.update(
         KROWOC_DATABASE_URL=url,
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if settings.embedded:
         EmbeddedStack(settings).up()
-    urls = resolve_urls(settings)
+    urls = resolve_endpoints(settings)
     name = f"krowoc_bench_operate_{size}"
     admin, url = _with_db(urls.database_url, "postgres"), _with_db(urls.database_url, name)
     command = "python -m bench.operate " + " ".join(argv if argv is not None else sys.argv[1:])

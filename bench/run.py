@@ -27,13 +27,15 @@ import psutil
 import psycopg
 from sqlalchemy import Connection, text
 
-from core import migrate, rollups
+from core.adapters import migrate
+from core.adapters.db import libpq_url, make_engine
+from core.adapters.runtime import freeze_startup_heap
 from core.config import PROJECT_ROOT, Settings
-from core.db import libpq_url, make_engine
-from core.models import TimeWindow
-from core.runtime import freeze_startup_heap
-from core.seed import SeedOptions, seed
-from core.stack import EmbeddedStack, resolve_urls
+from core.domain.models import TimeWindow
+from core.endpoints import resolve_endpoints
+from core.executions import rollups
+from devstack.seed import SeedOptions, seed
+from devstack.stack import EmbeddedStack
 
 RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
 SIZES = {"1m": 1_000_000, "10m": 10_000_000}
@@ -118,9 +120,9 @@ def measure_queries(
     """
     from queries.overview import grain_for
 
-    # The process is set up as the dashboard's is once its services are built (core.runtime).
+    # The process is set up as the dashboard's is once its services are built (core.adapters.runtime).
     freeze_startup_heap()
-    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.db)
+    engine = make_engine(url, pool_size=1)  # configured as the dashboard's (core.adapters.db)
     windows = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
     try:
         with engine.connect() as conn:
@@ -200,7 +202,7 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
 
 
 def _bench_actor() -> Any:
-    from core.models import Actor, Role
+    from core.domain.models import Actor, Role
 
     return Actor(id="bench@krowoc.dev", role=Role.ADMIN, display_name="Bench", dev_login=True)
 
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if settings.embedded:
         EmbeddedStack(settings).up()
-    urls = resolve_urls(settings)
+    urls = resolve_endpoints(settings)
     name = f"krowoc_bench_{size_label}"
     admin = _with_db(urls.database_url, "postgres")
     url = _with_db(urls.database_url, name)

@@ -35,14 +35,15 @@ import psutil
 import psycopg
 import redis
 
-from core import migrate
+from core.adapters import migrate
+from core.adapters.db import Database, libpq_url
 from core.bootstrap import build_services
 from core.config import Settings
-from core.db import Database, libpq_url
-from core.leaderboards import Subject, Window
-from core.models import Actor, AuditSource, Role, TimeWindow
-from core.seed import SeedOptions, seed
-from core.stack import EmbeddedStack, resolve_urls
+from core.domain.models import Actor, AuditSource, Role, TimeWindow
+from core.endpoints import resolve_endpoints
+from core.leaderboards import LeaderboardRecompute, Subject, Window
+from devstack.seed import SeedOptions, seed
+from devstack.stack import EmbeddedStack
 from queries import executions as q
 from queries.executions import ExecutionFilters, SortKey
 
@@ -210,7 +211,7 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
 
         # Leaderboards: recompute, then read from the snapshot table and through the cache.
         operator = Actor(id="bench", role=Role.OPERATOR, source=AuditSource.CLI)
-        refresh_ms = timed(lambda: services.leaderboards.refresh(operator, reason="benchmark"))
+        refresh_ms = timed(lambda: services.leaderboards.refresh(operator, LeaderboardRecompute(reason="benchmark")))
         report("leaderboard recompute (6 boards from the raw table)", refresh_ms / 1000, "s")
         board = services.leaderboards
         samples = [timed(lambda: board.from_table(Subject.USER, Window.WEEK)) for _ in range(repeat)]
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if settings.embedded:
         EmbeddedStack(settings).up()
-    urls = resolve_urls(settings)
+    urls = resolve_endpoints(settings)
     name = f"krowoc_bench_support_{label}"
     admin, url = _with_db(urls.database_url, "postgres"), _with_db(urls.database_url, name)
     with psycopg.connect(admin, autocommit=True) as conn:

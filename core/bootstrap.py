@@ -1,93 +1,45 @@
-"""The composition root: builds every service from settings, once, in one place."""
+"""The composition root: builds every service from settings and resolved endpoints, once, in one place.
+
+``build_services(settings, endpoints)`` builds the real adapters for the endpoints it is given
+(``core.endpoints.resolve_endpoints`` by default); a caller may pass its own database, Redis
+client or Unleash adapter instead (tests do, with real test servers or fakes). Nothing here
+starts a server: the dev stack does that, and only for development and the demo.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, overload
 
-import redis
-
+from core.adapters.db import Database
+from core.adapters.events import AdminEventConsumer, RedisEvents, dropping_on_invalidation
+from core.adapters.prometheus import PrometheusClient
+from core.adapters.redis import RedisClient, make_redis
 from core.audit import AuditLog, EventPublisher
 from core.cache import Cache, CachedLeaderboards, CachedPrompts, CachedUsers
-from core.cache.client import ClusterClient, RedisClient, cluster_client
-from core.cache.service import CacheService, RateLimitService
+from core.cache.service import CacheService
 from core.config import Settings, get_settings
-from core.db import Database
-from core.events import AdminEventConsumer, dropping_on_invalidation, notices_channel
-from core.flags.service import FlagService, build_flag_service
+from core.domain.catalog import PROVIDERS
+from core.endpoints import Endpoints, resolve_endpoints
+from core.flags.evaluation import FlagEvaluator
+from core.flags.service import FlagService, FlagSnapshots
+from core.flags.unleash_admin import UnleashAdmin
+from core.health import HealthService, PulseReader
 from core.leaderboards import LeaderboardService
-from core.prometheus import PrometheusClient
-from core.prometheus_server import resolve_prometheus_url
 from core.providers.breaker import CircuitBreakers
 from core.providers.service import ProviderHealth
-from core.providers.simulated import PROVIDERS
-from core.ratelimit import RateLimiter
-from core.stack import resolve_urls
+from core.ratelimit import RateLimiter, RateLimitService
 from core.users import RedisUserSessions, UserService
 
 log = logging.getLogger(__name__)
 
-ADMIN_EVENTS_STREAM = "admin-events"
-
-
-REDIS_TIMEOUT_SECONDS = 0.5
-
-
-@overload
-def make_redis(url: str, *, cluster: Literal[False] = False) -> redis.Redis: ...
-
-
-@overload
-def make_redis(url: str, *, cluster: Literal[True]) -> ClusterClient: ...
-
-
-@overload
-def make_redis(url: str, *, cluster: bool) -> RedisClient: ...
-
-
-def make_redis(url: str, *, cluster: bool = False) -> RedisClient:
-    """Builds a Redis client with short timeouts so a dead Redis never stalls a page.
-
-    With ``cluster``, ``url`` names any node of a Redis Cluster and the client finds the others; it
-    is built even while the cluster is down and fails like a single server (``redis.RedisError``).
-    """
-    if cluster:
-        return cluster_client(url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        health_check_interval=30,
-        decode_responses=False,
-    )
-
-
-class RedisEvents:
-    """Publishes admin events on the ``{prefix}admin-events`` stream; a Redis failure is logged, not raised."""
-
-    def __init__(self, client: RedisClient, prefix: str) -> None:
-        self.client = client
-        self.stream = f"{prefix}{ADMIN_EVENTS_STREAM}"
-        self.notices = notices_channel(prefix)
-
-    def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        try:
-            self.client.xadd(
-                self.stream,
-                {"kind": kind, "payload": json.dumps(payload, default=str)},
-                maxlen=10_000,
-                approximate=True,
-            )
-            self.client.publish(self.notices, json.dumps({"kind": kind, **payload}, default=str))
-        except redis.RedisError as exc:
-            log.warning("admin event %s not published: %s", kind, exc)
-
 
 @dataclass
 class Services:
+    """Every service of one configuration, sharing one pool of connections."""
+
     settings: Settings
+    endpoints: Endpoints
     db: Database
     redis: RedisClient
     events: EventPublisher
@@ -104,9 +56,11 @@ class Services:
     provider_health: ProviderHealth
     prometheus: PrometheusClient | None
     flags: FlagService
+    health: HealthService
+    pulse: PulseReader
 
     def close(self) -> None:
-        """Releases pooled connections."""
+        """Release pooled connections and stop background readers."""
         self.admin_events.stop()
         self.flags.close()
         self.cache.counters.flush()
@@ -114,50 +68,75 @@ class Services:
         self.redis.close()
 
 
-def _prometheus(settings: Settings) -> PrometheusClient | None:
-    url = resolve_prometheus_url(settings)
-    return PrometheusClient(url) if url else None
+def build_flag_service(
+    settings: Settings, endpoints: Endpoints, audit: AuditLog, client: RedisClient | None
+) -> FlagService:
+    """Build the flag service for the resolved Unleash, or one without Unleash (it then says how to configure it)."""
+    snapshots = FlagSnapshots(client, settings.redis_key_prefix)
+    endpoint = endpoints.unleash
+    if endpoint is None:
+        return FlagService(None, audit, snapshots)
+    admin = UnleashAdmin(endpoint.api_url, endpoint.admin_token, timeout=settings.unleash_timeout_seconds)
+    evaluator = None
+    if endpoint.client_token:
+        evaluator = FlagEvaluator(
+            endpoint.api_url,
+            endpoint.client_token,
+            settings.unleash_backup_dir or settings.state_dir / "unleash-client",
+            refresh_seconds=settings.unleash_refresh_seconds,
+        )
+    return FlagService(admin, audit, snapshots, evaluator)
 
 
-def build_services(settings: Settings | None = None) -> Services:
-    """Builds the services from settings (the real adapters; tests pass test settings)."""
+def build_services(
+    settings: Settings | None = None,
+    endpoints: Endpoints | None = None,
+    *,
+    db: Database | None = None,
+    redis: RedisClient | None = None,
+) -> Services:
+    """Build the services for resolved endpoints (the configured ones by default), with the given adapters."""
     settings = settings or get_settings()
-    urls = resolve_urls(settings)
-    db = Database.from_urls(
-        urls.database_url,
-        settings.database_replica_url,
+    given = endpoints
+    endpoints = endpoints or resolve_endpoints(settings)
+    db = db or Database.from_urls(
+        endpoints.database_url,
+        endpoints.database_replica_url,
         pool_size=settings.pool_size,
         statement_timeout_ms=settings.statement_timeout_ms,
         replica_retry_seconds=settings.replica_retry_seconds,
     )
-    client = make_redis(urls.redis_url, cluster=settings.redis_cluster)
-    events = RedisEvents(client, settings.redis_key_prefix)
+    client = redis or make_redis(endpoints.redis_url, cluster=settings.redis_cluster)
+    prefix = settings.redis_key_prefix
+    events = RedisEvents(client, prefix)
     audit = AuditLog(db, events)
-    cache = Cache(client, settings.redis_key_prefix)
+    cache = Cache(client, prefix)
     # Read the admin events (drop the memory tier on an invalidation) once this process uses that tier.
-    admin_events = AdminEventConsumer(
-        client, settings.redis_key_prefix, on_event=dropping_on_invalidation(cache.drop_local)
-    )
+    admin_events = AdminEventConsumer(client, prefix, on_event=dropping_on_invalidation(cache.drop_local))
     cache.on_first_memory_use = admin_events.start
     cached_users = CachedUsers(cache, db)
-    users = UserService(db, audit, RedisUserSessions(client, settings.redis_key_prefix), cached_users)
-    leaderboards = LeaderboardService(db, audit, CachedLeaderboards(cache, db))
+    cache_admin = CacheService(cache, audit)
+    # Health looks again at each check: the embedded Unleash or Prometheus may start after the services.
+    health = HealthService(settings, db, client, endpoints=lambda: given or resolve_endpoints(settings))
     return Services(
         settings=settings,
+        endpoints=endpoints,
         db=db,
         redis=client,
         events=events,
         audit=audit,
-        users=users,
-        leaderboards=leaderboards,
+        users=UserService(db, audit, RedisUserSessions(client, prefix), cached_users),
+        leaderboards=LeaderboardService(db, audit, CachedLeaderboards(cache, db)),
         cache=cache,
         cached_users=cached_users,
         cached_prompts=CachedPrompts(cache, db),
         cached_leaderboards=CachedLeaderboards(cache, db),
-        cache_admin=CacheService(cache, audit),
-        rate_limits=RateLimitService(RateLimiter(client, settings.redis_key_prefix), cached_users, audit),
+        cache_admin=cache_admin,
+        rate_limits=RateLimitService(RateLimiter(client, prefix), cached_users, audit),
         admin_events=admin_events,
-        provider_health=ProviderHealth(CircuitBreakers(client, settings.redis_key_prefix), audit, PROVIDERS),
-        prometheus=_prometheus(settings),
-        flags=build_flag_service(settings, audit, client),
+        provider_health=ProviderHealth(CircuitBreakers(client, prefix), audit, PROVIDERS),
+        prometheus=PrometheusClient(endpoints.prometheus_url) if endpoints.prometheus_url else None,
+        flags=build_flag_service(settings, endpoints, audit, client),
+        health=health,
+        pulse=PulseReader(cache_admin, audit, health),
     )

@@ -11,8 +11,9 @@ import streamlit as st
 from pandas.io.formats.style import Styler
 
 from core.audit import AuditLog
-from core.health import HealthCheck, HealthStatus, check_services, overall
-from core.models import Actor, AuditOutcome, AuditRecord, InvalidInput, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Actor, AuditOutcome, AuditRecord, TimeWindow
+from core.health import HealthCheck, HealthStatus
 from dashboard.services import services
 
 # Colours and Material icons ship with Streamlit: unlike emoji, they render without an emoji font.
@@ -33,8 +34,7 @@ AUDIT_ROWS = 500
 
 def health() -> tuple[HealthStatus, list[HealthCheck]]:
     """Return the overall status and every dependency's check, run now."""
-    results = check_services(services())
-    return overall(results), results
+    return services().health.overall()
 
 
 def status_style(frame: pd.DataFrame) -> Styler:

@@ -9,8 +9,8 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
 from core.config import get_settings
-from core.models import Actor
-from core.rbac import Permission, can
+from core.domain.models import Actor
+from core.domain.rbac import Permission, can
 from dashboard import auth, widgets
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"

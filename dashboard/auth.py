@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from core.config import Settings, get_settings
-from core.models import Actor, AuditSource, Role
+from core.domain.models import Actor, AuditSource, Role
 
 ACTOR_KEY = "actor"
 """Session-state key of the dev login's ``Actor``."""

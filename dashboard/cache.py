@@ -9,20 +9,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.cache import keys
-from core.cache.keys import TIERS, CacheTier, Namespace, namespaces_of
-from core.cache.service import (
-    CacheService,
-    CacheUnavailable,
-    InvalidationResult,
-    KeyLookup,
-    KeySample,
-    MemoryLevel,
-    RedisFigures,
-    RedisRates,
-)
+from core.cache.keys import TIER_POLICIES, CacheTier, Namespace, namespaces_of
+from core.cache.models import InvalidationResult, KeyLookup, KeySample, MemoryLevel, RedisFigures, RedisRates
+from core.cache.service import CacheService, NamespaceInvalidation, TierInvalidation
 from core.cache.stats import MEMORY_LAYER
-from core.models import Actor
-from core.rbac import Permission, can
+from core.domain.exceptions import RedisUnavailable
+from core.domain.models import Actor
+from core.domain.rbac import Permission, can
 from dashboard.services import services
 
 REDIS_DOWN = "Redis is down"
@@ -54,7 +47,7 @@ def redis_state(window_minutes: int) -> RedisState:
     service = cache_service()
     try:
         figures = service.redis_figures()
-    except CacheUnavailable as exc:
+    except RedisUnavailable as exc:
         return RedisState(None, None, str(exc))
     return RedisState(figures, service.redis_rates(figures, window_seconds=window_minutes * 60), None)
 
@@ -224,7 +217,7 @@ def scan_frame(sample: KeySample) -> pd.DataFrame:
 
 def sample_frame(sample: KeySample) -> pd.DataFrame:
     """Return one row per namespace: sampled, current and stale keys, the estimate and the TTL spread."""
-    policy = {ns: TIERS[ns.tier] for ns in Namespace}
+    policy = {ns: TIER_POLICIES[ns.tier] for ns in Namespace}
     return pd.DataFrame(
         [
             {
@@ -292,5 +285,5 @@ def invalidate(actor: Actor, target: str, reason: str) -> InvalidationResult:
     """Invalidate a namespace or a tier (``namespace:<name>`` or ``tier:<name>``), audited in core."""
     kind, _, name = target.partition(":")
     if kind == "tier":
-        return cache_service().invalidate_tier(actor, tier=name, reason=reason)
-    return cache_service().invalidate_namespace(actor, namespace=name, reason=reason)
+        return cache_service().invalidate_tier(actor, TierInvalidation(tier=name, reason=reason))
+    return cache_service().invalidate_namespace(actor, NamespaceInvalidation(namespace=name, reason=reason))

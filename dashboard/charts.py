@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.models import TimeWindow
+from core.domain.models import TimeWindow
 from queries.overview import Grain
 
 THROUGHPUT_COLOR = "#4C78A8"

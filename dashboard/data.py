@@ -6,21 +6,17 @@ session looking at the same range within that time shares one database round tri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
-from core.cache.service import CacheUnavailable
 from core.config import get_settings
-from core.db import DatabaseUnavailable
-from core.flags.service import TARGET_TYPE as FLAG_TARGET
-from core.health import HealthStatus, check_services, overall
-from core.models import AuditOutcome, TimeWindow
+from core.domain.models import TimeWindow
+from core.executions.spikes import detect_spikes
+from core.health import PlatformPulse
 from dashboard.services import services, settings_key
 from queries import overview
-from queries.errors import detect_spikes
 from queries.overview import ExecutionTotals, Grain
 
 CACHE_TTL = timedelta(seconds=30)
@@ -68,17 +64,6 @@ def _p95_latency_over_time(settings: str, start: datetime, end: datetime, grain:
 # -- the other parts of the platform, for the Overview's headline row -----------------------------
 
 
-@dataclass(frozen=True)
-class PlatformPulse:
-    """What the Overview shows beside the executions: cache, flags and dependency health."""
-
-    cache_hit_ratio: float | None
-    cache_down: bool
-    flags_changed_24h: int | None
-    health: HealthStatus
-    unhealthy: tuple[str, ...]
-
-
 PULSE_TTL = timedelta(seconds=15)
 
 
@@ -89,30 +74,7 @@ def platform_pulse() -> PlatformPulse:
 
 @st.cache_data(ttl=PULSE_TTL, show_spinner=False)
 def _platform_pulse(settings: str) -> PlatformPulse:
-    built = services()
-    ratio: float | None = None
-    cache_down = False
-    try:
-        counts = built.cache_admin.counts(5)
-        hits = sum(c.hits for c in counts)
-        decided = hits + sum(c.misses for c in counts)
-        ratio = hits / decided if decided else None
-    except CacheUnavailable:
-        cache_down = True
-    try:
-        since = datetime.now(UTC) - timedelta(hours=24)
-        changes = built.audit.search(target_type=FLAG_TARGET, since=since, limit=1000)
-        flags_changed: int | None = len({c.target_id for c in changes if c.outcome is AuditOutcome.SUCCESS})
-    except DatabaseUnavailable:
-        flags_changed = None
-    results = check_services(built)
-    return PlatformPulse(
-        cache_hit_ratio=ratio,
-        cache_down=cache_down,
-        flags_changed_24h=flags_changed,
-        health=overall(results),
-        unhealthy=tuple(r.component for r in results if r.status is HealthStatus.FAIL),
-    )
+    return services().pulse.read()
 
 
 def incidents(series: pd.DataFrame) -> pd.DataFrame:

@@ -10,10 +10,19 @@ import pandas as pd
 import streamlit as st
 
 from core.config import get_settings
-from core.flags.models import ChangeResult, Evaluation, Flag, FlagCatalog, FlagHistory, FlagListing
+from core.domain.models import Actor
+from core.domain.rbac import Permission, can
+from core.flags.models import (
+    ChangeResult,
+    Evaluation,
+    Flag,
+    FlagCatalog,
+    FlagHistory,
+    FlagListing,
+    FlagToggle,
+    RolloutChange,
+)
 from core.flags.service import FlagService, build_context
-from core.models import Actor
-from core.rbac import Permission, can
 from dashboard.services import services, settings_key
 
 LISTING_TTL = timedelta(seconds=5)
@@ -141,12 +150,14 @@ def apply_change(actor: Actor, name: str, environment: str, action: str, percent
     service = flag_service()
     result: ChangeResult
     if action == "Set rollout %":
-        result = service.set_rollout(actor, name, environment, percent, reason)
+        result = service.set_rollout(
+            actor, RolloutChange.of(name=name, environment=environment, percent=percent, reason=reason)
+        )
         what = f"Rollout of {name} in {environment} set to {percent} %"
         unchanged = f"The rollout of {name} in {environment} was already {percent} %; nothing changed"
     else:
         on = action == "Turn on"
-        result = service.set_enabled(actor, name, environment, on, reason)
+        result = service.set_enabled(actor, FlagToggle.of(name=name, environment=environment, on=on, reason=reason))
         what = f"{name} turned {'on' if on else 'off'} in {environment}"
         unchanged = f"{name} was already {'on' if on else 'off'} in {environment}; nothing changed"
     forget_listing()

@@ -14,17 +14,16 @@ from urllib.parse import urlencode
 
 import pandas as pd
 import plotly.graph_objects as go
-import redis
 import streamlit as st
 
-from core import prometheus as promql
+from core.adapters import prometheus as promql
 from core.config import get_settings
-from core.models import Actor, InvalidInput, TimeWindow
-from core.prometheus import PrometheusUnavailable
+from core.domain.catalog import KNOWN_MODELS, PROVIDERS
+from core.domain.exceptions import InvalidInput, PrometheusUnavailable, RedisUnavailable
+from core.domain.models import Actor, TimeWindow
+from core.domain.rbac import Permission, can
 from core.providers.breaker import BreakerOverride, BreakerState
 from core.providers.service import BreakerChange
-from core.providers.simulated import KNOWN_MODELS, PROVIDERS
-from core.rbac import Permission, can
 from dashboard.services import services, settings_key
 from dashboard.time_range import format_moment
 from queries import errors, latency
@@ -399,8 +398,8 @@ def provider_health(actor: Actor, *, key: str = "provider-health") -> None:
     health = services().provider_health
     try:
         statuses = health.statuses()
-    except redis.RedisError:
-        st.warning("Redis is down: provider circuit-breaker states are unknown.", icon=":material/cloud_off:")
+    except RedisUnavailable as exc:
+        st.warning(str(exc), icon=":material/cloud_off:")
         return
     columns = st.columns(len(statuses))
     for column, status in zip(columns, statuses, strict=True):
@@ -433,8 +432,8 @@ def provider_health(actor: Actor, *, key: str = "provider-health") -> None:
                 )
             except InvalidInput as exc:
                 st.error(str(exc))
-            except redis.RedisError:
-                st.error("Redis did not answer: the breaker was not changed (the attempt is in the audit log).")
+            except RedisUnavailable as exc:
+                st.error(f"{exc} The attempt is in the audit log.")
             else:
                 st.success(f"{after.provider}: breaker {STATE_LABELS[after.effective]} ({after.override.value}).")
 

@@ -8,9 +8,9 @@ import json
 import streamlit as st
 from pydantic import SecretStr
 
+from core.adapters.runtime import freeze_startup_heap
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.runtime import freeze_startup_heap
 
 
 def settings_key(settings: Settings) -> str:

@@ -19,15 +19,22 @@ from typing import BinaryIO
 import pandas as pd
 import streamlit as st
 
-from core.cache.service import CacheUnavailable
+from core.domain.exceptions import DependencyUnavailable, InvalidInput, RedisUnavailable, SessionStoreUnavailable
+from core.domain.models import Actor, ErrorCategory, ExecutionStatus, Tier, TimeWindow, User
+from core.domain.rbac import Permission, can
 from core.flags.models import FlagError
-from core.leaderboards import Leaderboard, RefreshReport, Subject, Window, parse_subject, parse_window
+from core.leaderboards import (
+    Leaderboard,
+    LeaderboardRecompute,
+    LeaderboardRefreshReport,
+    Subject,
+    Window,
+    parse_subject,
+    parse_window,
+)
 from core.leaderboards import rule_for as leaderboard_rule
-from core.models import Actor, ErrorCategory, ExecutionStatus, InvalidInput, Tier, TimeWindow, User
-from core.ratelimit import BucketState
-from core.rbac import Permission, can
+from core.ratelimit import BucketState, RateLimitReset
 from core.users import ExecutionCancel, Payload, PayloadReveal, TierChange, UserStatusChange
-from core.users.service import SessionsUnavailable
 from dashboard import auth, time_range
 from dashboard.services import services
 from queries import executions as execution_queries
@@ -359,7 +366,7 @@ def flag_evaluations(found: User) -> tuple[pd.DataFrame | None, str | None]:
     context = {"userId": str(found.id), "properties": {"tier": found.tier.value, "email": found.email}}
     try:
         evaluations = services().flags.evaluate_all(context)
-    except FlagError as exc:
+    except (FlagError, DependencyUnavailable) as exc:
         return None, str(exc)
     frame = pd.DataFrame(
         {
@@ -390,7 +397,7 @@ def rate_limit_bucket(found: User) -> BucketState | None:
     """Return the user's token bucket as it is now, or None when Redis does not answer."""
     try:
         return services().rate_limits.bucket(actor(), found.id)
-    except CacheUnavailable:
+    except RedisUnavailable:
         return None
 
 
@@ -403,8 +410,8 @@ def describe_bucket(bucket: BucketState) -> str:
 def reset_rate_limit(found: User, reason: str) -> BucketState:
     """Refill a user's token bucket (audited)."""
     try:
-        return services().rate_limits.reset(actor(), found.id, reason=_reason(reason))
-    except CacheUnavailable as exc:
+        return services().rate_limits.reset(actor(), RateLimitReset(user_id=found.id, reason=_reason(reason)))
+    except RedisUnavailable as exc:
         raise InvalidInput(str(exc)) from exc
 
 
@@ -463,7 +470,7 @@ def suspend(user_id: int, reason: str) -> User:
     """Suspend a user (audited); their sessions and cached profile are dropped."""
     try:
         return services().users.suspend(actor(), UserStatusChange.of(user_id=user_id, reason=_reason(reason)))
-    except SessionsUnavailable as exc:
+    except SessionStoreUnavailable as exc:
         raise InvalidInput(str(exc)) from exc
 
 
@@ -480,9 +487,9 @@ def leaderboard(subject: Subject, window: Window) -> Leaderboard | None:
     return services().leaderboards.top(subject, window)
 
 
-def refresh_leaderboards(reason: str) -> RefreshReport:
+def refresh_leaderboards(reason: str) -> LeaderboardRefreshReport:
     """Recompute every leaderboard now, as the signed-in actor (audited)."""
-    return services().leaderboards.refresh(actor(), reason=_reason(reason))
+    return services().leaderboards.refresh(actor(), LeaderboardRecompute(reason=_reason(reason)))
 
 
 WINDOW_NAMES = {Window.DAY: "Day", Window.WEEK: "Week", Window.ALL: "All time"}

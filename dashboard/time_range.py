@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.models import MAX_WINDOW, InvalidInput, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import MAX_WINDOW, TimeWindow
 
 RANGE_PARAM = "range"
 FROM_PARAM = "from"

@@ -11,9 +11,9 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from core.config import get_settings
-from core.db import DatabaseUnavailable
-from core.models import InvalidInput, TimeWindow
-from core.rbac import PermissionDenied
+from core.domain.exceptions import DatabaseUnavailable, InvalidInput
+from core.domain.models import TimeWindow
+from core.domain.rbac import PermissionDenied
 from dashboard import time_range
 from dashboard.time_range import CUSTOM, LABELS, LINK_PARAMS, RangeChoice
 

@@ -1,15 +1,21 @@
-"""Alembic environment on the same metadata as ``core.tables``."""
+"""Alembic environment on the same metadata as ``core.adapters.tables``.
+
+A caller may hand Alembic its own connection in ``config.attributes["connection"]``, as the
+Alembic cookbook and the common migration-test tools do: a ``Connection`` is used as it is (its
+caller owns the transaction around it), an ``Engine`` is connected to here and disposed of by
+its owner.
+"""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, Engine, create_engine, pool
 
+from core.adapters.db import normalize_url
+from core.adapters.migrate import include_name
+from core.adapters.tables import metadata
 from core.config import get_settings
-from core.db import normalize_url
-from core.migrate import include_name
-from core.stack import resolve_urls
-from core.tables import metadata
+from core.endpoints import resolve_endpoints
 
 config = context.config
 
@@ -27,12 +33,20 @@ def _configure(connection: Connection) -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if isinstance(connection, Engine):
+        with connection.connect() as conn:
+            _configure(conn)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
+    if isinstance(connection, Connection):
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = config.get_main_option("sqlalchemy.url") or resolve_urls(get_settings()).database_url
+    if connection is not None:
+        raise TypeError(f"config.attributes['connection'] must be a Connection or an Engine, not {type(connection)!r}")
+    url = config.get_main_option("sqlalchemy.url") or resolve_endpoints(get_settings()).database_url
     engine = create_engine(normalize_url(url), poolclass=pool.NullPool)
     with engine.connect() as conn:
         _configure(conn)

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.cache.service import CacheUnavailable, MemoryLevel
+from core.cache.models import MemoryLevel
+from core.domain.exceptions import RedisUnavailable
 from dashboard import auth, cache, formats
 
 st.title("Cache")
@@ -91,7 +92,7 @@ redis_panel()
 st.subheader("Keys per namespace")
 try:
     sample = cache.key_sample()
-except CacheUnavailable:
+except RedisUnavailable:
     st.caption("No key sample while Redis is down.")
 else:
     st.caption(cache.sample_caption(sample))
@@ -108,7 +109,7 @@ with st.form("cache.lookup"):
 if looked:
     try:
         found = cache.lookup(key)
-    except CacheUnavailable as exc:
+    except RedisUnavailable as exc:
         st.error(str(exc), icon=":material/cloud_off:")
     else:
         if not found.exists:
@@ -143,7 +144,7 @@ else:
         else:
             try:
                 result = cache.invalidate(actor, target, reason)
-            except CacheUnavailable as exc:
+            except RedisUnavailable as exc:
                 st.error(str(exc), icon=":material/cloud_off:")
             else:
                 moved = ", ".join(f"{name} → v{version}" for name, version in result.versions.items())

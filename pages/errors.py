@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.executions.spikes import detect_spikes
 from dashboard import auth, formats, operate, widgets
 from queries import errors
 
@@ -12,7 +13,7 @@ provider, model = operate.provider_model_filter("errors")
 
 by_category = operate.error_rate_by_category(window, provider, model)
 totals = errors.total_error_rate(by_category)
-spikes = errors.detect_spikes(totals)
+spikes = detect_spikes(totals)
 executions, failed = int(totals["executions"].sum()), int(totals["errors"].sum())
 
 if executions == 0:

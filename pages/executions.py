@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.models import ErrorCategory, ExecutionStatus
+from core.domain.models import ErrorCategory, ExecutionStatus
 from dashboard import formats, support, widgets
 from queries.executions import SortKey
 

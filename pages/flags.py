@@ -2,9 +2,9 @@
 
 import streamlit as st
 
+from core.domain.exceptions import DependencyUnavailable, InvalidInput
+from core.domain.rbac import PermissionDenied
 from core.flags.models import FlagError
-from core.models import InvalidInput
-from core.rbac import PermissionDenied
 from dashboard import auth
 from dashboard import flags as data
 
@@ -17,7 +17,7 @@ if notice:
 
 try:
     listing = data.listing()
-except FlagError as exc:
+except (FlagError, DependencyUnavailable) as exc:
     st.error(str(exc), icon=":material/cloud_off:")
     st.stop()
 if not listing.live:
@@ -70,7 +70,7 @@ with table_tab:
             else:
                 try:
                     message = data.apply_change(actor, name, environment, action, int(percent), reason)
-                except (FlagError, InvalidInput, PermissionDenied) as exc:
+                except (FlagError, DependencyUnavailable, InvalidInput, PermissionDenied) as exc:
                     st.error(str(exc), icon=":material/error:")
                 else:
                     st.session_state["flags.notice"] = message
@@ -85,7 +85,7 @@ with evaluate_tab:
     if evaluate:
         try:
             st.dataframe(data.evaluate_for(user_id, properties), hide_index=True, key="flags.evaluation")
-        except (FlagError, InvalidInput) as exc:
+        except (FlagError, DependencyUnavailable, InvalidInput) as exc:
             st.error(str(exc), icon=":material/error:")
 
 with history_tab:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.models import ExecutionStatus, Tier, UserStatus
+from core.domain.models import ExecutionStatus, Tier, UserStatus
 from dashboard import formats, support
 
 st.title("Users")

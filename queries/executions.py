@@ -28,7 +28,8 @@ import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import Connection, text
 
-from core.models import ErrorCategory, Execution, ExecutionStatus, InvalidInput, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import ErrorCategory, Execution, ExecutionStatus, TimeWindow
 
 MAX_SEARCH_SPAN = timedelta(days=100)
 """The widest time range an execution search may cover (the platform keeps 90 days at hand)."""

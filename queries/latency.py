@@ -1,6 +1,6 @@
 """The Latency page's reads: percentiles over time by provider and model, TTFB, distribution, slowest.
 
-Percentiles come from the rollups' sparse histograms (``core.histogram``): counts of each
+Percentiles come from the rollups' sparse histograms (``core.domain.histogram``): counts of each
 histogram bucket are summed over the series, and a quantile is the geometric midpoint of the
 bucket holding the ``percentile_cont`` rank q * (n - 1). Every histogram bucket is at most 4 %
 wide, so a reported percentile is within ``RELATIVE_ERROR_BOUND`` (sqrt(1.04) - 1 = 1.98 %) of
@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from core.histogram import RELATIVE_ERROR_BOUND, bucket_bounds
-from core.models import InvalidInput, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.histogram import RELATIVE_ERROR_BOUND, bucket_bounds
+from core.domain.models import TimeWindow
 from queries.errors import check_filters, summary_rows
 from queries.frames import frame_of
 from queries.overview import Grain, bucket_midpoints, grain_for, whole_buckets

@@ -17,7 +17,7 @@ Conventions shared by the queries here:
   by category keeps the Overview's error rate equal to the sum of the Errors page's
   per-category rates. Cancelled, queued and running executions are not errors, but they count
   in the denominator (all executions of the bucket).
-- Latency quantiles come from sparse histograms (``core.histogram``): the counts of each
+- Latency quantiles come from sparse histograms (``core.domain.histogram``): the counts of each
   histogram bucket are summed, and the quantile is the midpoint of the histogram bucket holding
   the ``percentile_cont`` rank, within 2 % of the exact value. Every execution that has a
   latency counts, whatever its status. Running counts are summed as float8, which is exact for
@@ -38,8 +38,8 @@ import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Connection, Result, TextClause, text
 
-from core.histogram import MAX_BUCKET, bucket_midpoint
-from core.models import TimeWindow
+from core.domain.histogram import MAX_BUCKET, bucket_midpoint
+from core.domain.models import TimeWindow
 
 MINUTE_GRAIN_LIMIT = timedelta(hours=6)
 """The longest window read from the minute rollup; longer ones read the hour rollup."""

@@ -15,7 +15,8 @@ from enum import StrEnum
 import pandas as pd
 from sqlalchemy import Connection, text
 
-from core.models import InvalidInput, TimeWindow, User
+from core.domain.exceptions import InvalidInput
+from core.domain.models import TimeWindow, User
 from queries.executions import MAX_ID, MAX_SEARCH_SPAN, MAX_TEXT, parse_id
 
 MAX_MATCHES = 50

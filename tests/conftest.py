@@ -19,12 +19,12 @@ import psycopg
 import pytest
 import redis
 
-from core import migrate
+from core.adapters import migrate
+from core.adapters.db import libpq_url, normalize_url
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.db import libpq_url, normalize_url
-from core.models import Actor, AuditSource, Role
-from core.stack import EmbeddedStack
+from core.domain.models import Actor, AuditSource, Role
+from devstack.stack import EmbeddedStack
 
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
@@ -151,7 +151,7 @@ SEED_DAYS = 14
 @pytest.fixture(scope="session")
 def seeded_database_url(servers: tuple[str, str], _databases: list[str], template_database: str) -> str:
     """One database with a small realistic platform seeded, shared by read-only tests."""
-    from core.seed import SeedOptions, seed
+    from devstack.seed import SeedOptions, seed
 
     name = _create_database(servers, _databases, template_database)
     url = _with_db(servers[0], name)

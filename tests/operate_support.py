@@ -14,11 +14,12 @@ from decimal import Decimal
 
 import pytest
 
-from core import rollups_refresh
 from core.bootstrap import Services, build_services
-from core.models import ExecutionStatus
-from core.providers.records import ExecutionRecord
-from core.providers.simulated import ERROR_SHAPES, KNOWN_MODELS
+from core.domain.catalog import KNOWN_MODELS
+from core.domain.models import ExecutionStatus
+from core.executions import refresh as rollups_refresh
+from core.executions.records import ExecutionRecord
+from devstack.simulator.providers import ERROR_SHAPES
 from tests.conftest import _create_database, _with_db, test_settings
 
 OPERATE_EXECUTIONS = 30_000
@@ -28,7 +29,7 @@ OPERATE_DAYS = 3
 @pytest.fixture(scope="session", name="operate_database_url")
 def operate_database_fixture(servers: tuple[str, str], _databases: list[str], template_database: str) -> str:
     """A database seeded with a few days of traffic and refreshed once (so its error table exists)."""
-    from core.seed import SeedOptions, seed
+    from devstack.seed import SeedOptions, seed
 
     name = _create_database(servers, _databases, template_database)
     url = _with_db(servers[0], name)

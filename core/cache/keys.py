@@ -36,7 +36,7 @@ class TierPolicy:
         return (rng or random).randint(low, high)
 
 
-TIERS: dict[CacheTier, TierPolicy] = {
+TIER_POLICIES: dict[CacheTier, TierPolicy] = {
     CacheTier.USER: TierPolicy(CacheTier.USER, timedelta(hours=1), timedelta(hours=4)),
     CacheTier.PROMPT: TierPolicy(CacheTier.PROMPT, timedelta(hours=12), timedelta(hours=24)),
     CacheTier.LEADERBOARD: TierPolicy(CacheTier.LEADERBOARD, timedelta(minutes=5), timedelta(minutes=15)),
@@ -111,12 +111,12 @@ def rate_limit_key(prefix: str, user_id: int) -> str:
 
 
 def user_profile(user_id: int) -> CacheKey:
-    """Key of a user's profile (``core.models.User``)."""
+    """Key of a user's profile (``core.domain.models.User``)."""
     return CacheKey(Namespace.USER_PROFILE, f"user:{int(user_id)}")
 
 
 def prompt_metadata(prompt_id: int) -> CacheKey:
-    """Key of a prompt's metadata (``core.models.Prompt``)."""
+    """Key of a prompt's metadata (``core.domain.models.Prompt``)."""
     return CacheKey(Namespace.PROMPT_METADATA, f"prompt:{int(prompt_id)}")
 
 

@@ -20,11 +20,12 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy import func, select
 
+from core.adapters.db import Database
+from core.adapters.tables import LeaderboardSnapshotRow, PromptRow, UserRow
 from core.cache import keys
 from core.cache.store import Cache
-from core.db import Database
-from core.models import InvalidInput, Prompt, User
-from core.tables import LeaderboardSnapshotRow, PromptRow, UserRow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Prompt, User
 
 T = TypeVar("T")
 SubjectType = Literal["user", "prompt"]

@@ -15,11 +15,12 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import redis
-from prometheus_client import Counter
 
-from core.cache.client import RedisClient
+from core.adapters.redis import RedisClient
+from core.adapters.telemetry import CACHE_REQUESTS
 from core.cache.keys import stats_key
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,6 @@ class Outcome(StrEnum):
 
 MEMORY_LAYER = "memory"
 """The tier label of the in-process memory tier's counts."""
-
-CACHE_REQUESTS = Counter(
-    "krowoc_cache_requests",
-    "Cache lookups by tier, namespace and outcome (hit, miss, error).",
-    ["tier", "namespace", "outcome"],
-)
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ class CacheCounters:
         self._pending: Tally[tuple[int, str]] = Tally()
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
-        self._children: dict[tuple[str, str, Outcome], Counter] = {}
+        self._children: dict[tuple[str, str, Outcome], Any] = {}
         self.paused: Callable[[], bool] = lambda: False
         """Tells whether to hold the counts back (the cache's breaker is open: Redis is known down)."""
 

@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 import redis
 from pydantic import TypeAdapter
 
-from core.cache.client import RedisClient
+from core.adapters.redis import RedisClient
 from core.cache.keys import (
     MEMORY_TTL_SECONDS,
-    TIERS,
+    TIER_POLICIES,
     CacheKey,
     CacheTier,
     Namespace,
@@ -223,7 +223,7 @@ class Cache:
         if not self.breaker.allow():
             return
         try:
-            self.client.set(full, payload, ex=TIERS[tier].draw_ttl_seconds())
+            self.client.set(full, payload, ex=TIER_POLICIES[tier].draw_ttl_seconds())
         except redis.RedisError as exc:
             self._redis_failed(exc)
         else:

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import AuditRecord, InvalidInput
+from core.domain.exceptions import InvalidInput
+from core.domain.models import ActionRequest, AuditRecord
 
 FLAG_TYPES = ("release", "experiment", "operational", "kill-switch", "permission")
 ROLLOUT_STRATEGY = "flexibleRollout"
 
 
+@dataclass(frozen=True)
+class UnleashEndpoint:
+    """Where an Unleash answers and the tokens to talk to it (``api_url`` ends in ``/api``)."""
+
+    api_url: str
+    admin_token: str = field(repr=False)
+    client_token: str = field(repr=False)
+    client_tokens: dict[str, str] = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """The server's URL without ``/api``."""
+        return self.api_url.removesuffix("/api")
+
+
 class FlagError(Exception):
     """Base of the feature-flag errors a page turns into a message."""
-
-
-class UnleashUnavailable(FlagError):
-    """Unleash cannot be reached (or is not configured); changes are refused until it answers."""
 
 
 class ChangeRefused(FlagError):
@@ -155,3 +168,19 @@ class ChangeResult(BaseModel):
     after: dict[str, Any]
     changed: bool
     propagated: bool = True  # whether what Unleash serves to SDKs showed the change before we answered
+
+
+class FlagToggle(ActionRequest):
+    """Turn a flag on or off in one environment, saying why (the reason goes into the audit log)."""
+
+    name: str = Field(max_length=200)
+    environment: str = Field(max_length=200)
+    on: bool
+
+
+class RolloutChange(ActionRequest):
+    """Set the rollout % of a flag's gradual rollout in one environment, saying why."""
+
+    name: str = Field(max_length=200)
+    environment: str = Field(max_length=200)
+    percent: int

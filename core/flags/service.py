@@ -19,9 +19,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 
+from core.adapters.redis import RedisClient
+from core.adapters.tables import AuditLogRow
 from core.audit import AuditLog
-from core.cache.client import RedisClient
-from core.config import Settings
+from core.domain.actions import AdminAction
+from core.domain.exceptions import InvalidInput, UnleashUnavailable
+from core.domain.models import Actor, AuditOutcome
+from core.domain.rbac import Permission
 from core.flags.evaluation import FlagEvaluator
 from core.flags.models import (
     ChangeResult,
@@ -30,21 +34,16 @@ from core.flags.models import (
     FlagCatalog,
     FlagHistory,
     FlagListing,
+    FlagToggle,
+    RolloutChange,
     UnknownEnvironment,
-    UnleashUnavailable,
 )
 from core.flags.registry import REGISTRY
 from core.flags.unleash_admin import UnleashAdmin
-from core.models import Actor, AuditOutcome, InvalidInput
-from core.rbac import Permission
-from core.tables import AuditLogRow
-from core.unleash_server import resolve_endpoint
 
 log = logging.getLogger(__name__)
 
 TARGET_TYPE = "feature_flag"
-TOGGLE_ACTION = "flag.toggle"
-ROLLOUT_ACTION = "flag.rollout"
 NOT_CONFIGURED = (
     "Unleash is not configured: set KROWOC_UNLEASH_URL and KROWOC_UNLEASH_ADMIN_TOKEN, or start the embedded "
     "one with `krowoc-admin stack up` (it needs Node.js 18-20 and `npm install -g unleash-server@6`)."
@@ -205,15 +204,16 @@ class FlagService:
         if not _FLAG_NAME.match(environment or ""):
             raise InvalidInput(f"{environment!r} is not an environment name.")
 
-    def set_enabled(self, actor: Actor, name: str, environment: str, on: bool, reason: str) -> ChangeResult:
-        """Turns a flag on or off in one environment and records who did it and why."""
+    def set_enabled(self, actor: Actor, change: FlagToggle) -> ChangeResult:
+        """Turn a flag on or off in one environment, and record who did it and why."""
+        name, environment, on = change.name, change.environment, change.on
         with self.audit.action(
             actor,
-            TOGGLE_ACTION,
+            AdminAction.FLAG_TOGGLE,
             permission=Permission.TOGGLE_FLAG,
             target_type=TARGET_TYPE,
             target_id=name,
-            reason=reason,
+            reason=change.reason,
         ) as act:
             self._check(name, environment)
             admin = self._admin()
@@ -230,15 +230,16 @@ class FlagService:
             name=name, environment=environment, before=act.before, after=act.after, changed=changed, propagated=seen
         )
 
-    def set_rollout(self, actor: Actor, name: str, environment: str, percent: int, reason: str) -> ChangeResult:
-        """Sets the rollout % of a flag's gradual rollout in one environment and records who did it and why."""
+    def set_rollout(self, actor: Actor, change: RolloutChange) -> ChangeResult:
+        """Set the rollout % of a flag's gradual rollout in one environment, and record who did it and why."""
+        name, environment, percent = change.name, change.environment, change.percent
         with self.audit.action(
             actor,
-            ROLLOUT_ACTION,
+            AdminAction.FLAG_ROLLOUT,
             permission=Permission.CHANGE_ROLLOUT,
             target_type=TARGET_TYPE,
             target_id=name,
-            reason=reason,
+            reason=change.reason,
         ) as act:
             self._check(name, environment)
             if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
@@ -273,21 +274,3 @@ class FlagService:
             self.evaluator.close()
         if self.admin is not None:
             self.admin.close()
-
-
-def build_flag_service(settings: Settings, audit: AuditLog, client: RedisClient | None) -> FlagService:
-    """Builds the flag service for the configured Unleash, or the embedded one, or none (it then says so)."""
-    endpoint = resolve_endpoint(settings)
-    snapshots = FlagSnapshots(client, settings.redis_key_prefix)
-    if endpoint is None:
-        return FlagService(None, audit, snapshots)
-    admin = UnleashAdmin(endpoint.api_url, endpoint.admin_token, timeout=settings.unleash_timeout_seconds)
-    evaluator = None
-    if endpoint.client_token:
-        evaluator = FlagEvaluator(
-            endpoint.api_url,
-            endpoint.client_token,
-            settings.unleash_backup_dir or settings.state_dir / "unleash-client",
-            refresh_seconds=settings.unleash_refresh_seconds,
-        )
-    return FlagService(admin, audit, snapshots, evaluator)

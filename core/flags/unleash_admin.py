@@ -24,6 +24,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from core.domain.exceptions import UnleashUnavailable
 from core.flags.models import (
     ChangeRefused,
     EnvironmentState,
@@ -34,7 +35,6 @@ from core.flags.models import (
     Strategy,
     UnknownEnvironment,
     UnknownFlag,
-    UnleashUnavailable,
 )
 
 CHANGE_EVENT_TYPES = (

@@ -1,2 +1,2 @@
-"""LLM providers as the platform calls them: the adapter interface, simulated providers, the router
+"""LLM providers as the platform calls them: the adapter interface, the router
 with fallback and a circuit breaker per provider whose state lives in Redis."""

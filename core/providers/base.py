@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from core.errors import ProviderError
+from core.domain.classifier import ProviderError
 
 
 @dataclass(frozen=True)

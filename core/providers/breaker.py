@@ -23,7 +23,7 @@ from enum import StrEnum
 
 import redis
 
-from core.cache.client import RedisClient
+from core.adapters.redis import RedisClient
 
 log = logging.getLogger(__name__)
 

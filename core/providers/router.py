@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import ProviderError, classify
-from core.models import ErrorCategory
+from core.domain.classifier import ProviderError, classify
+from core.domain.models import ErrorCategory
 from core.providers.base import Completion, CompletionRequest, LLMProvider, ProviderCallFailed
 from core.providers.breaker import CircuitBreakers
 

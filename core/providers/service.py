@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import redis
+from pydantic import Field
 
 from core.audit import AuditLog
-from core.models import Actor, InvalidInput
+from core.domain.actions import AdminAction
+from core.domain.exceptions import InvalidInput, RedisUnavailable
+from core.domain.models import ActionRequest, Actor
+from core.domain.rbac import Permission
 from core.providers.breaker import BreakerOverride, BreakerStatus, CircuitBreakers
-from core.rbac import Permission
-
-ACTION = "force_breaker"
 
 
-class BreakerChange(BaseModel):
+class BreakerChange(ActionRequest):
     """An operator's request to force a provider's breaker open or closed, or release it (``auto``)."""
-
-    model_config = ConfigDict(frozen=True)
 
     provider: str = Field(min_length=1, max_length=32)
     override: BreakerOverride
-    reason: str = ""
 
 
 class ProviderHealth:
@@ -31,14 +29,17 @@ class ProviderHealth:
         self.providers = providers
 
     def statuses(self) -> list[BreakerStatus]:
-        """Return every provider's breaker (raises ``redis.RedisError`` when Redis is down)."""
-        return [self.breakers.status(name) for name in self.providers]
+        """Return every provider's breaker (raises ``RedisUnavailable`` when Redis is down)."""
+        try:
+            return [self.breakers.status(name) for name in self.providers]
+        except redis.RedisError as exc:
+            raise RedisUnavailable("Redis is down: provider circuit-breaker states are unknown.") from exc
 
     def force(self, actor: Actor, change: BreakerChange) -> BreakerStatus:
         """Force a provider's breaker open or closed (or release it), and record who did it and why."""
         with self.audit.action(
             actor,
-            ACTION,
+            AdminAction.PROVIDER_FORCE_BREAKER,
             permission=Permission.FORCE_BREAKER,
             target_type="provider",
             target_id=change.provider,
@@ -46,8 +47,11 @@ class ProviderHealth:
         ) as action:
             if change.provider not in self.providers:
                 raise InvalidInput(f"Unknown provider {change.provider!r}: use one of {', '.join(self.providers)}.")
-            action.before = self.breakers.status(change.provider).as_dict()
-            self.breakers.set_override(change.provider, change.override)
-            after = self.breakers.status(change.provider)
+            try:
+                action.before = self.breakers.status(change.provider).as_dict()
+                self.breakers.set_override(change.provider, change.override)
+                after = self.breakers.status(change.provider)
+            except redis.RedisError as exc:
+                raise RedisUnavailable("Redis did not answer: the breaker was not changed.") from exc
             action.after = after.as_dict()
         return after

@@ -9,7 +9,8 @@ from core.users.models import (
     UserNotFound,
     UserStatusChange,
 )
-from core.users.service import RedisUserSessions, UserService
+from core.users.service import UserService
+from core.users.sessions import RedisUserSessions
 
 __all__ = [
     "ExecutionCancel",

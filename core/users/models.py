@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import InvalidInput, Tier
-
-MAX_ID = 2**63 - 1
+from core.domain.exceptions import InvalidInput
+from core.domain.models import MAX_ID, ActionRequest, Tier
 
 
 class UserNotFound(InvalidInput):
@@ -28,42 +26,26 @@ class ExecutionNotFound(InvalidInput):
         self.execution_id = execution_id
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    reason: str = Field(default="", max_length=5000)
-
-    @classmethod
-    def of(cls, **values: Any) -> Self:
-        """Build the request, turning a validation error into an ``InvalidInput`` a person can act on."""
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "input"
-            raise InvalidInput(f"{field.replace('_', ' ')}: {first['msg']}.") from None
-
-
-class TierChange(_Request):
+class TierChange(ActionRequest):
     """Move a user to another tier, saying why (the reason goes into the audit log)."""
 
     user_id: int = Field(ge=1, le=MAX_ID)
     tier: Tier
 
 
-class UserStatusChange(_Request):
+class UserStatusChange(ActionRequest):
     """Suspend or restore a user, saying why."""
 
     user_id: int = Field(ge=1, le=MAX_ID)
 
 
-class ExecutionCancel(_Request):
+class ExecutionCancel(ActionRequest):
     """Cancel an execution stuck in queued or running, saying why."""
 
     execution_id: int = Field(ge=1, le=MAX_ID)
 
 
-class PayloadReveal(_Request):
+class PayloadReveal(ActionRequest):
     """Show an execution's input and output, saying why (audited)."""
 
     execution_id: int = Field(ge=1, le=MAX_ID)

@@ -12,14 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import redis
 from sqlalchemy import Connection, text
 
+from core.adapters.db import Database
 from core.audit import AuditLog
-from core.cache.client import RedisClient
-from core.db import Database
-from core.models import Actor, ExecutionStatus, InvalidInput, User, UserStatus
-from core.rbac import Permission
+from core.domain.actions import AdminAction
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Actor, ExecutionStatus, User, UserStatus
+from core.domain.rbac import Permission
 from core.users.models import (
     ExecutionCancel,
     ExecutionNotFound,
@@ -29,19 +29,10 @@ from core.users.models import (
     UserNotFound,
     UserStatusChange,
 )
+from core.users.sessions import UserSessions
 
 USER_COLUMNS = "id, email, display_name, tier, status, created_at, last_seen_at"
 STUCK_STATUSES = (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
-
-
-class SessionsUnavailable(RuntimeError):
-    """The platform's session store (Redis) did not answer, so a suspension could not drop sessions."""
-
-
-class UserSessions(Protocol):
-    def drop(self, user_id: int) -> int:
-        """Drop every platform session of a user; return how many there were."""
-        ...
 
 
 class UserProfileCache(Protocol):
@@ -55,50 +46,6 @@ class NoProfileCache:
 
     def forget(self, user_id: int) -> None:
         return None
-
-
-class RedisUserSessions:
-    """The platform's sessions in Redis: ``{prefix}session:<sid>``, listed per user in a set.
-
-    The set ``{prefix}user-sessions:{user:<id>}`` holds the ids of a user's open sessions; the API
-    adds to it at login and removes at logout. Dropping reads the set and deletes each session and
-    the set itself.
-    """
-
-    def __init__(self, client: RedisClient, prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-
-    def index_key(self, user_id: int) -> str:
-        """Return the key of the set of a user's session ids."""
-        return f"{self.prefix}user-sessions:{{user:{int(user_id)}}}"
-
-    def session_key(self, session_id: str) -> str:
-        """Return the key of one session."""
-        return f"{self.prefix}session:{session_id}"
-
-    def open(self, user_id: int, session_id: str, data: str = "{}") -> None:
-        """Store a session for a user (what the API does at login)."""
-        pipe = self.client.pipeline()
-        pipe.set(self.session_key(session_id), data)
-        pipe.sadd(self.index_key(user_id), session_id)
-        pipe.execute()
-
-    def drop(self, user_id: int) -> int:
-        """Delete every session of a user and the set listing them; return how many sessions there were."""
-        try:
-            ids = [
-                sid.decode() if isinstance(sid, bytes) else str(sid)
-                for sid in self.client.smembers(self.index_key(user_id))
-            ]
-            keys = [self.session_key(sid) for sid in ids]
-            self.client.delete(self.index_key(user_id), *keys)
-        except redis.RedisError as exc:
-            raise SessionsUnavailable(
-                "Redis did not answer, so the user's sessions could not be dropped; nothing was changed. "
-                "Try again when Redis is back (see the Health page)."
-            ) from exc
-        return len(ids)
 
 
 def _user_state(user: dict[str, Any]) -> dict[str, Any]:
@@ -154,7 +101,7 @@ class UserService:
         """Move a user to another tier; a user already on that tier is left as is."""
         with self.audit.action(
             actor,
-            "change_user_tier",
+            AdminAction.USER_CHANGE_TIER,
             permission=Permission.CHANGE_USER_TIER,
             target_type="user",
             target_id=str(change.user_id),
@@ -177,7 +124,7 @@ class UserService:
         return self._set_status(actor, change, UserStatus.ACTIVE)
 
     def _set_status(self, actor: Actor, change: UserStatusChange, wanted: UserStatus) -> User:
-        name = "suspend_user" if wanted is UserStatus.SUSPENDED else "restore_user"
+        name = AdminAction.USER_SUSPEND if wanted is UserStatus.SUSPENDED else AdminAction.USER_RESTORE
         with self.audit.action(
             actor,
             name,
@@ -204,7 +151,7 @@ class UserService:
         """Cancel an execution stuck in queued or running; one already cancelled is left as is."""
         with self.audit.action(
             actor,
-            "cancel_execution",
+            AdminAction.EXECUTION_CANCEL,
             permission=Permission.CANCEL_EXECUTION,
             target_type="execution",
             target_id=str(cancel.execution_id),
@@ -245,7 +192,7 @@ class UserService:
         """Return an execution's input and output to a support member who gave a reason (audited)."""
         with self.audit.action(
             actor,
-            "reveal_payload",
+            AdminAction.EXECUTION_REVEAL_PAYLOAD,
             permission=Permission.REVEAL_PAYLOAD,
             target_type="execution",
             target_id=str(reveal.execution_id),

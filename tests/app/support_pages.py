@@ -6,7 +6,7 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
-from core.models import Actor, Role
+from core.domain.models import Actor, Role
 from tests.conftest import PROJECT_ROOT
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"

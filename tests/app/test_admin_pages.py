@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core.audit import AuditLog
 from core.bootstrap import build_services
 from core.config import Settings, get_settings
-from core.models import Actor, AuditOutcome, AuditSource, Role
+from core.domain.models import Actor, AuditOutcome, AuditSource, Role
 from tests.conftest import PROJECT_ROOT, test_settings
 
 APP = str(PROJECT_ROOT / "dashboard" / "app.py")
@@ -75,7 +75,7 @@ def test_audit_log_filters_and_shows_before_and_after(fresh_env: Settings) -> No
         staff = Actor(id="dev:zoe", role=Role.SUPPORT, source=AuditSource.DASHBOARD)
         log.record(
             actor=staff,
-            action="change_user_tier",
+            action="user.change_tier",
             target_type="user",
             target_id="42",
             outcome=AuditOutcome.SUCCESS,
@@ -83,18 +83,18 @@ def test_audit_log_filters_and_shows_before_and_after(fresh_env: Settings) -> No
             after={"tier": "pro"},
             reason="upgrade paid by invoice",
         )
-        log.record(actor=staff, action="suspend_user", target_type="user", target_id="7", outcome=AuditOutcome.DENIED)
+        log.record(actor=staff, action="user.suspend", target_type="user", target_id="7", outcome=AuditOutcome.DENIED)
     finally:
         services.close()
 
     at = _open("audit_log.py", Role.SUPPORT, {"actor": "dev:zoe"})
     table = at.dataframe[0].value
-    assert list(table["Action"]) == ["suspend_user", "change_user_tier"]
-    at.text_input[1].input("change_user_tier").run()
+    assert list(table["Action"]) == ["user.suspend", "user.change_tier"]
+    at.text_input[1].input("user.change_tier").run()
     table = at.dataframe[0].value
     assert list(table["Target"]) == ["user:42"]
     assert list(table["Reason"]) == ["upgrade paid by invoice"]
-    assert at.query_params["action"] == "change_user_tier"
+    assert at.query_params["action"] == "user.change_tier"
 
 
 def test_audit_log_refuses_an_overlong_filter(fresh_env: Settings) -> None:

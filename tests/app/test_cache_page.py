@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from core.bootstrap import Services
 from core.cache.keys import Namespace
 from core.config import Settings, get_settings
-from core.models import Actor, AuditOutcome, Role
+from core.domain.models import Actor, AuditOutcome, Role
 from dashboard.cache import REDIS_DOWN
 from tests.conftest import PROJECT_ROOT
 
@@ -84,7 +84,7 @@ def test_an_operator_invalidates_a_namespace_with_a_reason(operator_page: AppTes
 
     assert any("Invalidated leaderboard" in s for s in texts(at.success))
     assert seeded_services.cache.current_versions()[Namespace.LEADERBOARD] == before + 1
-    [record] = seeded_services.audit.search(action="invalidate_cache_namespace", actor="dev:operator", limit=1)
+    [record] = seeded_services.audit.search(action="cache.invalidate_namespace", actor="dev:operator", limit=1)
     assert (record.outcome, record.reason, record.target_id) == (
         AuditOutcome.SUCCESS,
         "recomputed the boards",

@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.models import Role
-from core.seed import SeedOptions, seed
+from core.domain.models import Role
+from devstack.seed import SeedOptions, seed
 from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run
 from tests.conftest import test_settings as settings_for
 
@@ -181,7 +181,10 @@ def test_support_reveals_a_payload_with_a_reason(fresh: Services) -> None:
 
     assert at.code and at.code[0].value.startswith("Please ")
     outcomes = [(r.action, r.outcome, r.reason) for r in fresh.audit.latest(limit=2)]
-    assert outcomes == [("reveal_payload", "success", "ticket 4711"), ("reveal_payload", "invalid", None)]
+    assert outcomes == [
+        ("execution.reveal_payload", "success", "ticket 4711"),
+        ("execution.reveal_payload", "invalid", None),
+    ]
 
 
 def test_a_viewer_cannot_reveal_a_payload(fresh: Services) -> None:

@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
+from core.domain.models import Actor, AuditOutcome, Role
 from core.flags.unleash_admin import UnleashAdmin
-from core.models import Actor, AuditOutcome, Role
 from tests.conftest import PROJECT_ROOT
 from tests.integration import test_flags_unleash_server as unleash_server
 from tests.integration.test_flags_unleash_server import RunningUnleash

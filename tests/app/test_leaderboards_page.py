@@ -9,9 +9,9 @@ import pytest
 
 from core.bootstrap import Services, build_services
 from core.config import get_settings
-from core.leaderboards import MIN_EXECUTIONS, Subject, Window
-from core.models import Role
-from core.seed import SeedOptions, seed
+from core.domain.models import Role
+from core.leaderboards import MIN_EXECUTIONS, LeaderboardRecompute, Subject, Window
+from devstack.seed import SeedOptions, seed
 from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run, successes
 from tests.conftest import test_settings as settings_for
 
@@ -45,12 +45,12 @@ def test_an_operator_recomputes_and_sees_the_top_users_with_the_rule(fresh: Serv
     assert list(table.value["id"]) == [r.subject_id for r in board.rows]
     assert list(table.value["rank"]) == list(range(1, len(board.rows) + 1))
     assert any(f"at least {MIN_EXECUTIONS[Window.WEEK]} scored executions" in c.value for c in at.caption)
-    [record] = fresh.audit.search(action="recompute_leaderboards")
+    [record] = fresh.audit.search(action="leaderboards.recompute")
     assert record.reason == "first run" and record.actor == "dev:operator"
 
 
 def test_the_link_names_the_board_and_window(fresh: Services, operator_actor: object) -> None:
-    fresh.leaderboards.refresh(operator_actor, reason="setup")  # type: ignore[arg-type]
+    fresh.leaderboards.refresh(operator_actor, LeaderboardRecompute(reason="setup"))  # type: ignore[arg-type]
 
     at = open_page("leaderboards.py", Role.SUPPORT, {"board": "prompt", "window": "day"})
 

@@ -11,7 +11,7 @@ import redis
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
-from core.models import Actor, AuditOutcome, Role
+from core.domain.models import Actor, AuditOutcome, Role
 from core.providers.breaker import BreakerOverride, CircuitBreakers
 from dashboard.operate import NOT_CONFIGURED
 from tests.conftest import PROJECT_ROOT
@@ -143,7 +143,11 @@ def test_an_operator_forces_a_breaker_open_from_the_errors_page(
     from dashboard.services import services
 
     record = services().audit.latest()[0]
-    assert (record.action, record.outcome, record.reason) == ("force_breaker", AuditOutcome.SUCCESS, "failover drill")
+    assert (record.action, record.outcome, record.reason) == (
+        "provider.force_breaker",
+        AuditOutcome.SUCCESS,
+        "failover drill",
+    )
 
 
 def test_viewers_see_provider_health_but_cannot_force_it(dashboard_env: None) -> None:

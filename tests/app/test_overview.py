@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.bootstrap import Services
 from core.config import Settings, get_settings
-from core.models import Actor, Role, TimeWindow
+from core.domain.models import Actor, Role, TimeWindow
 from dashboard import formats
 from dashboard.auth import DEV_BANNER, NO_LOGIN_MESSAGE
 from queries import overview

@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.models import Role
+from core.domain.models import Role
 from core.ratelimit import RateLimiter
-from core.seed import SeedOptions, seed
+from devstack.seed import SeedOptions, seed
 from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run, successes
 from tests.conftest import test_settings as settings_for
 
@@ -115,13 +115,13 @@ def test_support_moves_a_user_to_pro_and_suspends_and_restores_them(fresh: Servi
 
     records = fresh.audit.search(target_type="user", target_id=str(user_id))
     assert [(r.action, r.before, r.after) for r in records] == [
-        ("restore_user", {"tier": "pro", "status": "suspended"}, {"tier": "pro", "status": "active"}),
+        ("user.restore", {"tier": "pro", "status": "suspended"}, {"tier": "pro", "status": "active"}),
         (
-            "suspend_user",
+            "user.suspend",
             {"tier": "pro", "status": "active"},
             {"tier": "pro", "status": "suspended", "sessions_dropped": 0},
         ),
-        ("change_user_tier", {"tier": "free", "status": "active"}, {"tier": "pro", "status": "active"}),
+        ("user.change_tier", {"tier": "free", "status": "active"}, {"tier": "pro", "status": "active"}),
     ]
 
 
@@ -139,7 +139,7 @@ def test_support_resets_a_users_rate_limit(fresh: Services) -> None:
 
     assert any("full again" in s for s in successes(at))
     assert any("never used or expired: full" in t.value for t in at.text)
-    [record] = fresh.audit.search(action="reset_rate_limit")
+    [record] = fresh.audit.search(action="user.reset_rate_limit")
     assert record.outcome == "success" and record.before is not None and record.before["tokens"] < 10
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from core.config import get_settings
-from core.models import Role
+from core.domain.models import Role
 from dashboard.auth import ROLE_SUMMARIES
 from tests.conftest import PROJECT_ROOT, require_tool
 

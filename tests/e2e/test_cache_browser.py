@@ -11,7 +11,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from core.cache.keys import Namespace, version_key
-from core.models import Role
+from core.domain.models import Role
 from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.models import Role
+from core.domain.models import Role
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.conftest import dev_log_in
 

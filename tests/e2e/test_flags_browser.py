@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.domain.models import Role
 from core.flags.unleash_admin import UnleashAdmin
-from core.models import Role
 from tests.conftest import _create_database, _with_db
 from tests.e2e.conftest import dev_log_in, running_dashboard
 from tests.integration import test_flags_unleash_server as unleash_server

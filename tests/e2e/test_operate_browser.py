@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.models import Role
+from core.domain.models import Role
 from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from core.models import TimeWindow
+from core.domain.models import TimeWindow
 from tests.e2e.conftest import dev_log_in
 
 pytestmark = pytest.mark.e2e

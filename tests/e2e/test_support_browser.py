@@ -15,10 +15,10 @@ import psycopg
 import pytest
 import redis
 
-from core.db import libpq_url
-from core.models import Role, Tier
+from core.adapters.db import libpq_url
+from core.domain.models import Role, Tier
 from core.ratelimit import RateLimiter
-from core.seed import SeedOptions, seed
+from devstack.seed import SeedOptions, seed
 from tests.e2e.conftest import dev_log_in, running_dashboard
 
 pytestmark = pytest.mark.e2e
@@ -114,9 +114,9 @@ def test_support_finds_a_failed_execution_reveals_it_and_fixes_the_account(
         ).fetchall()
     actions = [(r[0], r[1], r[2], r[3], r[7]) for r in rows]
     assert actions == [
-        ("reveal_payload", "dev:grace", "support", str(execution_id), "success"),
-        ("reset_rate_limit", "dev:grace", "support", str(user_id), "success"),
-        ("change_user_tier", "dev:grace", "support", str(user_id), "success"),
+        ("execution.reveal_payload", "dev:grace", "support", str(execution_id), "success"),
+        ("user.reset_rate_limit", "dev:grace", "support", str(user_id), "success"),
+        ("user.change_tier", "dev:grace", "support", str(user_id), "success"),
     ]
     reveal, reset, tier = rows
     assert reveal[5] == {"masked": True} and reveal[6]["masked"] is False

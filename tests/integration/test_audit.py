@@ -13,11 +13,14 @@ import pytest
 from sqlalchemy import Row, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from core.audit import AuditedAction, request_id_var
-from core.bootstrap import ADMIN_EVENTS_STREAM, Services
-from core.models import Actor, AuditOutcome, AuditSource, InvalidInput, Role
-from core.rbac import Permission, PermissionDenied
-from core.tables import AuditLogRow, UserRow
+from core.adapters.events import STREAM as ADMIN_EVENTS_STREAM
+from core.adapters.tables import AuditLogRow, UserRow
+from core.adapters.telemetry import request_id_var
+from core.audit import AuditedAction
+from core.bootstrap import Services
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Actor, AuditOutcome, AuditSource, Role
+from core.domain.rbac import Permission, PermissionDenied
 from tests.conftest import actor
 
 
@@ -27,7 +30,7 @@ def _add_user(
     """Opens the audited action the tests run their changes in."""
     return services.audit.action(
         who,
-        "user.create",
+        "user.change_tier",
         permission=Permission.CHANGE_USER_TIER,
         target_type="user",
         target_id=str(user_id),
@@ -65,7 +68,7 @@ def test_success_writes_one_row_with_the_change(services: Services, support_acto
         Role.SUPPORT,
         AuditSource.CLI,
     )
-    assert (record.action, record.target_type, record.target_id) == ("user.create", "user", "1")
+    assert (record.action, record.target_type, record.target_id) == ("user.change_tier", "user", "1")
     assert record.after == {"tier": "free", "status": "active"}
     assert record.reason == "new account"
 
@@ -145,7 +148,7 @@ def test_invalid_input_raised_by_the_body_is_recorded_as_invalid(services: Servi
 def test_optional_reason(services: Services, operator_actor: Actor) -> None:
     with services.audit.action(
         operator_actor,
-        "cache.invalidate",
+        "cache.invalidate_tier",
         permission=Permission.INVALIDATE_CACHE,
         target_type="cache_namespace",
         target_id="users",
@@ -220,11 +223,13 @@ def test_search_filters(services: Services) -> None:
     common = {"reason": "ticket 123", "target_type": "user"}
     with services.audit.action(alice, "user.suspend", permission=Permission.SUSPEND_USER, target_id="1", **common):
         pass
-    with services.audit.action(alice, "user.tier", permission=Permission.CHANGE_USER_TIER, target_id="2", **common):
+    with services.audit.action(
+        alice, "user.change_tier", permission=Permission.CHANGE_USER_TIER, target_id="2", **common
+    ):
         pass
     with services.audit.action(
         omar,
-        "cache.invalidate",
+        "cache.invalidate_tier",
         permission=Permission.INVALIDATE_CACHE,
         target_type="cache_tier",
         target_id="memory",
@@ -239,15 +244,15 @@ def test_search_filters(services: Services) -> None:
         return [(r.actor, r.action, r.target_id) for r in services.audit.search(**filters)]  # type: ignore[arg-type]
 
     assert ids(actor="alice@krowoc.test") == [
-        ("alice@krowoc.test", "user.tier", "2"),
+        ("alice@krowoc.test", "user.change_tier", "2"),
         ("alice@krowoc.test", "user.suspend", "1"),
     ]
     assert ids(action="user.suspend") == [
         ("val@krowoc.test", "user.suspend", "1"),
         ("alice@krowoc.test", "user.suspend", "1"),
     ]
-    assert ids(target_type="cache_tier") == [("omar@krowoc.test", "cache.invalidate", "memory")]
-    assert ids(target_type="user", target_id="2") == [("alice@krowoc.test", "user.tier", "2")]
+    assert ids(target_type="cache_tier") == [("omar@krowoc.test", "cache.invalidate_tier", "memory")]
+    assert ids(target_type="user", target_id="2") == [("alice@krowoc.test", "user.change_tier", "2")]
     assert ids(actor="alice@krowoc.test", action="user.suspend") == [("alice@krowoc.test", "user.suspend", "1")]
     assert len(ids()) == 4
     assert len(services.audit.search(limit=2)) == 2
@@ -317,8 +322,8 @@ def test_reading_the_audit_log_needs_the_permission_in_core(services: Services) 
     viewer = Actor(id="viewer@krowoc.test", role=Role.VIEWER, source=AuditSource.CLI)
     support = Actor(id="support@krowoc.test", role=Role.SUPPORT, source=AuditSource.CLI)
     services.audit.record(
-        actor=support, action="reset_rate_limit", target_type="user", target_id="5", outcome=AuditOutcome.SUCCESS
+        actor=support, action="user.reset_rate_limit", target_type="user", target_id="5", outcome=AuditOutcome.SUCCESS
     )
     with pytest.raises(PermissionDenied):
         services.audit.browse(viewer, target_id="5")
-    assert [r.action for r in services.audit.browse(support, target_id="5")] == ["reset_rate_limit"]
+    assert [r.action for r in services.audit.browse(support, target_id="5")] == ["user.reset_rate_limit"]

@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from core.bootstrap import Services, build_services
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Actor, TimeWindow
 from core.leaderboards import parse_subject, parse_window
-from core.models import Actor, InvalidInput, TimeWindow
-from core.seed import SeedOptions, seed
 from core.users import ExecutionCancel, PayloadReveal, TierChange, UserStatusChange
 from dashboard.support import parse_execution_params
 from dashboard.time_range import RangeChoice
+from devstack.seed import SeedOptions, seed
 from queries import executions as q
 from queries import users as user_queries
 from queries.executions import ExecutionFilters

@@ -12,9 +12,9 @@ import pytest
 import redis
 from pydantic import BaseModel, TypeAdapter
 
-from core.bootstrap import make_redis
+from core.adapters.redis import make_redis
 from core.cache import keys
-from core.cache.keys import TIERS, CacheKey, CacheTier, Namespace
+from core.cache.keys import TIER_POLICIES, CacheKey, CacheTier, Namespace
 from core.cache.stats import MEMORY_LAYER, CacheCounters, Outcome
 from core.cache.store import Cache, CircuitBreaker, MemoryTier
 
@@ -92,13 +92,13 @@ def test_a_value_is_loaded_once_then_served_from_redis_with_a_ttl_inside_its_tie
     assert first == second == Profile(id=1, name="Ada")
     assert source.loads == 1
     ttl = client.ttl(key.redis_key(prefix, 0))
-    policy = TIERS[CacheTier.USER]
+    policy = TIER_POLICIES[CacheTier.USER]
     assert policy.min_ttl.total_seconds() - 2 <= ttl <= policy.max_ttl.total_seconds()
     assert totals(cache.counters, "user", "user-profile") == (1, 1, 0)
 
 
 def test_ttls_are_spread_over_the_tier_range() -> None:
-    policy = TIERS[CacheTier.LEADERBOARD]
+    policy = TIER_POLICIES[CacheTier.LEADERBOARD]
     drawn = {policy.draw_ttl_seconds() for _ in range(200)}
     assert min(drawn) >= 300 and max(drawn) <= 900
     assert len(drawn) > 50

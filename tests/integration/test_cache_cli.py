@@ -6,11 +6,11 @@ import pytest
 import redis
 from sqlalchemy import create_engine, insert, select
 
+from cli.main import main
+from core.adapters.db import normalize_url
+from core.adapters.tables import AuditLogRow, UserRow
 from core.cache.keys import Namespace, version_key
-from core.cli import main
 from core.config import get_settings
-from core.db import normalize_url
-from core.tables import AuditLogRow, UserRow
 
 
 def _audit(url: str) -> list[tuple[str, str, str, str | None]]:
@@ -40,7 +40,7 @@ def test_invalidating_a_tier_from_the_shell_is_audited(
         assert client.get(version_key(prefix, Namespace.LEADERBOARD)) == b"1"
     finally:
         client.close()
-    assert _audit(url) == [("invalidate_cache_tier", "cli:ops", "success", "nightly recompute")]
+    assert _audit(url) == [("cache.invalidate_tier", "cli:ops", "success", "nightly recompute")]
 
 
 def test_a_bad_namespace_or_both_targets_are_refused(
@@ -77,4 +77,4 @@ def test_status_and_a_rate_limit_reset(cli_env: tuple[str, str], capsys: pytest.
     assert "keys" in capsys.readouterr().out
     assert main(["cache", "reset-rate-limit", "5", "--reason", "stuck client"]) == 0
     assert "200 of 200 tokens (team)" in capsys.readouterr().out
-    assert _audit(url)[-1] == ("reset_rate_limit", "cli:support", "success", "stuck client")
+    assert _audit(url)[-1] == ("user.reset_rate_limit", "cli:support", "success", "stuck client")

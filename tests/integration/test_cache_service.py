@@ -12,14 +12,18 @@ import pytest
 import redis
 from sqlalchemy import insert
 
-from core.bootstrap import Services, build_services, make_redis
+from core.adapters.redis import make_redis
+from core.adapters.tables import LeaderboardSnapshotRow, PromptRow, UserRow
+from core.bootstrap import Services, build_services
 from core.cache import keys
+from core.cache.inspection import mask_secrets
 from core.cache.keys import Namespace
-from core.cache.service import CacheService, CacheUnavailable, MemoryLevel, RedisFigures, mask_secrets
+from core.cache.models import MemoryLevel, RedisFigures
+from core.cache.service import CacheService, NamespaceInvalidation, TierInvalidation
 from core.cache.store import Cache
-from core.models import Actor, AuditOutcome, InvalidInput, Role, Tier, User
-from core.rbac import PermissionDenied
-from core.tables import LeaderboardSnapshotRow, PromptRow, UserRow
+from core.domain.exceptions import InvalidInput, RedisUnavailable
+from core.domain.models import Actor, AuditOutcome, Role, Tier, User
+from core.domain.rbac import PermissionDenied
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 
@@ -88,13 +92,15 @@ def test_an_operator_invalidates_a_namespace_with_a_reason_and_it_is_audited(iso
     _add_user(isolated, 2)
     isolated.cached_users.profile(2)
 
-    result = isolated.cache_admin.invalidate_namespace(operator, namespace="user-profile", reason="stale tiers")
+    result = isolated.cache_admin.invalidate_namespace(
+        operator, NamespaceInvalidation(namespace="user-profile", reason="stale tiers")
+    )
 
     assert result.versions == {"user-profile": 1}
     assert isolated.cache.current_versions()[Namespace.USER_PROFILE] == 1
     [record] = isolated.audit.latest()
     assert (record.action, record.outcome, record.reason) == (
-        "invalidate_cache_namespace",
+        "cache.invalidate_namespace",
         AuditOutcome.SUCCESS,
         "stale tiers",
     )
@@ -105,15 +111,17 @@ def test_an_operator_invalidates_a_namespace_with_a_reason_and_it_is_audited(iso
         {"version": 1},
     )
     [(_, fields)] = isolated.redis.xrevrange(f"{isolated.cache.prefix}admin-events", count=1)
-    assert fields[b"kind"] == b"invalidate_cache_namespace"
+    assert fields[b"kind"] == b"cache.invalidate_namespace"
 
 
 def test_a_tier_invalidation_is_audited_too(isolated: Services) -> None:
-    result = isolated.cache_admin.invalidate_tier(actor(Role.ADMIN), tier="leaderboard", reason="recomputed")
+    result = isolated.cache_admin.invalidate_tier(
+        actor(Role.ADMIN), TierInvalidation(tier="leaderboard", reason="recomputed")
+    )
     assert result.versions == {"leaderboard": 1}
     [record] = isolated.audit.latest()
     assert (record.action, record.target_id, record.after) == (
-        "invalidate_cache_tier",
+        "cache.invalidate_tier",
         "leaderboard",
         {"versions": {"leaderboard": 1}},
     )
@@ -132,7 +140,7 @@ def test_refused_invalidations_change_nothing_and_are_audited(
     isolated: Services, who: Role, namespace: str, reason: str, error: type[Exception], outcome: AuditOutcome
 ) -> None:
     with pytest.raises(error):
-        isolated.cache_admin.invalidate_namespace(actor(who), namespace=namespace, reason=reason)
+        isolated.cache_admin.invalidate_namespace(actor(who), NamespaceInvalidation(namespace=namespace, reason=reason))
     assert set(isolated.cache.current_versions().values()) == {0}
     assert isolated.audit.latest()[0].outcome == outcome
 
@@ -141,13 +149,13 @@ def test_an_invalidation_with_redis_down_fails_clearly_and_is_audited(isolated: 
     dead = make_redis(DOWN_URL)
     try:
         service = CacheService(Cache(dead, isolated.cache.prefix), isolated.audit)
-        with pytest.raises(CacheUnavailable, match="Redis is down: nothing was invalidated"):
-            service.invalidate_tier(actor(Role.OPERATOR), tier="user", reason="flush")
+        with pytest.raises(RedisUnavailable, match="Redis is down: nothing was invalidated"):
+            service.invalidate_tier(actor(Role.OPERATOR), TierInvalidation(tier="user", reason="flush"))
         assert isolated.audit.latest()[0].outcome == AuditOutcome.FAILED
         assert not service.is_up()
-        with pytest.raises(CacheUnavailable):
+        with pytest.raises(RedisUnavailable):
             service.redis_figures()
-        with pytest.raises(CacheUnavailable):
+        with pytest.raises(RedisUnavailable):
             service.sample_keys()
     finally:
         dead.close()
@@ -262,7 +270,7 @@ def test_services_keep_working_from_postgres_when_redis_is_down(make_database: o
         assert built.cached_users.profile(3).tier == Tier.FREE  # type: ignore[union-attr]
         assert built.cached_users.profile(3).tier == Tier.FREE  # type: ignore[union-attr]
         assert not built.cache_admin.is_up()
-        with pytest.raises(CacheUnavailable):
+        with pytest.raises(RedisUnavailable):
             built.cache_admin.counts(5)
     finally:
         built.close()
@@ -272,5 +280,5 @@ def test_a_viewer_actor_can_look_but_not_invalidate(isolated: Services) -> None:
     viewer: Actor = actor(Role.VIEWER)
     assert isolated.cache_admin.counts(5) is not None
     with pytest.raises(PermissionDenied):
-        isolated.cache_admin.invalidate_tier(viewer, tier="user", reason="no")
+        isolated.cache_admin.invalidate_tier(viewer, TierInvalidation(tier="user", reason="no"))
     assert isinstance(isolated.redis, redis.Redis)

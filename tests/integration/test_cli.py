@@ -7,8 +7,8 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from core import migrate
-from core.cli import main
+from cli.main import main
+from core.adapters import migrate
 from core.config import get_settings
 
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from core.db import Database, DatabaseUnavailable, normalize_url
+from core.adapters.db import Database, normalize_url
+from core.domain.exceptions import DatabaseUnavailable
 
 # Nothing listens on port 1: connecting is refused at once.
 CLOSED = "postgresql://postgres@127.0.0.1:1/krowoc"
@@ -77,11 +78,13 @@ def test_read_has_the_statement_timeout(open_database: Callable[..., Database], 
 
 def test_a_query_beyond_the_timeout_is_cancelled(open_database: Callable[..., Database], primary_url: str) -> None:
     db = open_database(primary_url)
-    with pytest.raises(OperationalError) as caught, db.read(timeout_ms=200) as conn:
+    with pytest.raises(DatabaseUnavailable, match="did not answer") as caught, db.read(timeout_ms=200) as conn:
         conn.execute(text("SELECT pg_sleep(30)"))
-    assert caught.value.orig is not None
-    assert caught.value.orig.sqlstate == "57014"  # type: ignore[attr-defined]  # query_canceled
-    assert "statement timeout" in str(caught.value.orig)
+    # The adapter says it in the domain's words, and keeps the driver's error as the cause.
+    cause = caught.value.__cause__
+    assert isinstance(cause, OperationalError) and cause.orig is not None
+    assert cause.orig.sqlstate == "57014"  # type: ignore[attr-defined]  # query_canceled
+    assert "statement timeout" in str(cause.orig)
     with db.read() as conn:  # the pool recovers
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
 

@@ -12,12 +12,21 @@ import pytest
 import redis
 from pydantic import TypeAdapter
 
-from core.bootstrap import ADMIN_EVENTS_STREAM, RedisEvents, Services, build_services, make_redis
+from core.adapters.events import (
+    STREAM,
+    AdminEvent,
+    AdminEventConsumer,
+    ChangeNotices,
+    RedisEvents,
+    dropping_on_invalidation,
+    stream_key,
+)
+from core.adapters.redis import make_redis
+from core.bootstrap import Services, build_services
 from core.cache import keys
-from core.cache.service import CacheService
+from core.cache.service import CacheService, NamespaceInvalidation, TierInvalidation
 from core.cache.store import Cache
-from core.events import STREAM, AdminEvent, AdminEventConsumer, ChangeNotices, dropping_on_invalidation, stream_key
-from core.models import Role
+from core.domain.models import Role
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 
@@ -52,8 +61,8 @@ def isolated(make_database: object, redis_url: str, prefix: str) -> Iterator[Ser
     built.close()
 
 
-def test_the_stream_name_is_the_one_audit_publishes_on() -> None:
-    assert STREAM == ADMIN_EVENTS_STREAM
+def test_the_stream_name_is_the_one_audit_publishes_on(client: redis.Redis, prefix: str) -> None:
+    assert RedisEvents(client, prefix).stream == stream_key(prefix) == f"{prefix}{STREAM}"
 
 
 def test_every_instance_reads_every_event_through_its_own_group(client: redis.Redis, prefix: str) -> None:
@@ -62,15 +71,15 @@ def test_every_instance_reads_every_event_through_its_own_group(client: redis.Re
     b = AdminEventConsumer(client, prefix, on_event=lambda e: seen["b"].append(e.kind), instance="b")
     a.ensure_group()
     b.ensure_group()
-    RedisEvents(client, prefix).publish("invalidate_cache_tier", {"target_id": "user"})
-    RedisEvents(client, prefix).publish("reset_rate_limit", {"target_id": "42"})
+    RedisEvents(client, prefix).publish("cache.invalidate_tier", {"target_id": "user"})
+    RedisEvents(client, prefix).publish("user.reset_rate_limit", {"target_id": "42"})
 
-    assert [e.kind for e in a.poll(block_ms=100)] == ["invalidate_cache_tier", "reset_rate_limit"]
-    assert [e.kind for e in b.poll(block_ms=100)] == ["invalidate_cache_tier", "reset_rate_limit"]
+    assert [e.kind for e in a.poll(block_ms=100)] == ["cache.invalidate_tier", "user.reset_rate_limit"]
+    assert [e.kind for e in b.poll(block_ms=100)] == ["cache.invalidate_tier", "user.reset_rate_limit"]
     assert a.poll(block_ms=10) == []  # acknowledged: not delivered again
     assert seen == {
-        "a": ["invalidate_cache_tier", "reset_rate_limit"],
-        "b": ["invalidate_cache_tier", "reset_rate_limit"],
+        "a": ["cache.invalidate_tier", "user.reset_rate_limit"],
+        "b": ["cache.invalidate_tier", "user.reset_rate_limit"],
     }
     groups = {g["name"].decode(): g for g in client.xinfo_groups(stream_key(prefix))}
     assert groups["dashboard-a"]["pending"] == 0
@@ -88,13 +97,13 @@ def test_an_invalidation_on_one_instance_drops_the_other_instances_memory_tier(
         key = keys.leaderboard_read("top-users", "week")
         assert there.get_or_load(key, lambda: "before", NAME) == "before"
         CacheService(here_services.cache, here_services.audit).invalidate_namespace(
-            actor(Role.OPERATOR), namespace="leaderboard", reason="recomputed"
+            actor(Role.OPERATOR), NamespaceInvalidation(namespace="leaderboard", reason="recomputed")
         )
         assert there.get_or_load(key, lambda: "after", NAME) == "before"  # not told yet
 
         [event] = listener.poll(block_ms=1000)
 
-        assert event.kind == "invalidate_cache_namespace" and event.payload["target_id"] == "leaderboard"
+        assert event.kind == "cache.invalidate_namespace" and event.payload["target_id"] == "leaderboard"
         assert len(there.memory) == 0
         assert there.get_or_load(key, lambda: "after", NAME) == "after"
     finally:
@@ -115,9 +124,9 @@ def test_the_reader_thread_starts_with_the_memory_tier_and_stops_with_the_servic
     assert isolated.cached_users.profile(1) is None
     assert len(isolated.cache.memory) == 1
 
-    isolated.cache_admin.invalidate_tier(actor(Role.ADMIN), tier="prompt", reason="prompt edits")
+    isolated.cache_admin.invalidate_tier(actor(Role.ADMIN), TierInvalidation(tier="prompt", reason="prompt edits"))
     isolated.cached_users.profile(1)
-    RedisEvents(isolated.redis, isolated.cache.prefix).publish("invalidate_cache_tier", {"target_id": "user"})
+    RedisEvents(isolated.redis, isolated.cache.prefix).publish("cache.invalidate_tier", {"target_id": "user"})
     assert eventually(lambda: len(isolated.cache.memory) == 0)
     assert isolated.admin_events.handled >= 1
 
@@ -133,7 +142,7 @@ def test_groups_of_long_dead_instances_are_removed(client: redis.Redis, prefix: 
     client.xgroup_createconsumer(stream, "dashboard-dead", "reader")
     client.xgroup_create(stream, "analytics", id="$")  # not ours: left alone
     live = AdminEventConsumer(client, prefix, on_event=lambda e: None, instance="live")
-    import core.events as events
+    import core.adapters.events as events
 
     original = events.STALE_GROUP_IDLE_MS
     events.STALE_GROUP_IDLE_MS = -1  # every consumer counts as long idle
@@ -153,13 +162,15 @@ def test_admin_actions_send_a_pubsub_notice(isolated: Services) -> None:
     listener.start()
     try:
         assert eventually(lambda: int(isolated.redis.pubsub_numsub(notices.channel)[0][1]) == 1)
-        isolated.cache_admin.invalidate_namespace(actor(Role.OPERATOR), namespace="user-profile", reason="test")
+        isolated.cache_admin.invalidate_namespace(
+            actor(Role.OPERATOR), NamespaceInvalidation(namespace="user-profile", reason="test")
+        )
         assert notices.publish("leaderboards_recomputed", {"window": "week"}) == 1
         assert eventually(lambda: len(received) == 2)
     finally:
         stop.set()
         listener.join()
-    assert received[0]["kind"] == "invalidate_cache_namespace" and received[0]["target_id"] == "user-profile"
+    assert received[0]["kind"] == "cache.invalidate_namespace" and received[0]["target_id"] == "user-profile"
     assert received[1] == {"kind": "leaderboards_recomputed", "window": "week"}
 
 
@@ -178,10 +189,10 @@ def test_a_dead_redis_never_breaks_the_reader_or_the_publisher(prefix: str) -> N
 
 
 def test_events_decode_their_payload() -> None:
-    from core.events import _event
+    from core.adapters.events import _event
 
-    event = _event(b"1-0", {b"kind": b"invalidate_cache_tier", b"payload": b'{"target_id": "user"}'})
-    assert event == AdminEvent(id="1-0", kind="invalidate_cache_tier", payload={"target_id": "user"})
+    event = _event(b"1-0", {b"kind": b"cache.invalidate_tier", b"payload": b'{"target_id": "user"}'})
+    assert event == AdminEvent(id="1-0", kind="cache.invalidate_tier", payload={"target_id": "user"})
 
 
 def test_a_deleted_stream_is_not_brought_back_by_a_reader_but_the_next_event_is_read(
@@ -197,9 +208,9 @@ def test_a_deleted_stream_is_not_brought_back_by_a_reader_but_the_next_event_is_
         time.sleep(1.5)  # the reader notices and waits for the stream to come back
         assert client.exists(stream) == 0
 
-        RedisEvents(client, prefix).publish("invalidate_cache_tier", {"target_id": "user"})
+        RedisEvents(client, prefix).publish("cache.invalidate_tier", {"target_id": "user"})
 
-        assert eventually(lambda: seen == ["invalidate_cache_tier"])
+        assert eventually(lambda: seen == ["cache.invalidate_tier"])
     finally:
         consumer.stop()
         client.delete(stream_key(prefix))

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import text
 
 from core.bootstrap import Services, build_services
-from core.models import ErrorCategory, ExecutionStatus, InvalidInput, TimeWindow
-from core.seed import SeedOptions, seed
+from core.domain.exceptions import InvalidInput
+from core.domain.models import ErrorCategory, ExecutionStatus, TimeWindow
+from devstack.seed import SeedOptions, seed
 from queries import executions as q
 from queries.executions import Cursor, ExecutionFilters, SortKey
 from tests.conftest import SEED_DAYS

@@ -12,14 +12,16 @@ import pytest
 from UnleashClient import UnleashClient  # type: ignore[attr-defined]
 from UnleashClient.cache import FileCache
 
-from core.bootstrap import ADMIN_EVENTS_STREAM, Services, build_services
+from core.adapters.events import STREAM as ADMIN_EVENTS_STREAM
+from core.bootstrap import Services, build_services
+from core.domain.actions import AdminAction
+from core.domain.exceptions import InvalidInput, UnleashUnavailable
+from core.domain.models import AuditOutcome, Role
+from core.domain.rbac import PermissionDenied
 from core.flags.evaluation import FlagEvaluator
-from core.flags.models import ChangeRefused, UnknownEnvironment, UnknownFlag, UnleashUnavailable
+from core.flags.models import ChangeRefused, FlagToggle, RolloutChange, UnknownEnvironment, UnknownFlag
 from core.flags.registry import REGISTRY
-from core.flags.service import TOGGLE_ACTION
 from core.flags.unleash_admin import UnleashAdmin
-from core.models import AuditOutcome, InvalidInput, Role
-from core.rbac import PermissionDenied
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 from tests.integration import test_flags_unleash_server as unleash_server
@@ -142,7 +144,9 @@ def test_a_toggle_is_seen_by_a_separate_unleash_client_within_its_refresh_interv
         assert wait_until(lambda: name in client.feature_definitions(), seconds=10 * REFRESH_SECONDS)
         assert not client.is_enabled(name, {"userId": "42"})
 
-        result = flag_services.flags.set_enabled(PRODUCT, name, "production", True, "launch to everyone")
+        result = flag_services.flags.set_enabled(
+            PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="launch to everyone")
+        )
 
         assert result.changed and result.before["enabled"] is False and result.after["enabled"] is True
         assert result.propagated  # what Unleash serves its clients had the change before the call returned
@@ -152,7 +156,7 @@ def test_a_toggle_is_seen_by_a_separate_unleash_client_within_its_refresh_interv
     finally:
         client.destroy()
     [record] = flag_services.audit.search(target_id=name)
-    assert (record.actor, record.action, record.outcome) == (PRODUCT.id, TOGGLE_ACTION, AuditOutcome.SUCCESS)
+    assert (record.actor, record.action, record.outcome) == (PRODUCT.id, AdminAction.FLAG_TOGGLE, AuditOutcome.SUCCESS)
     assert record.reason == "launch to everyone"
     assert record.after == {"environment": "production", "enabled": True, "rollout": 100, "changed": True}
 
@@ -162,7 +166,7 @@ def test_the_change_shows_in_the_listing_unleash_s_event_log_and_the_admin_event
 ) -> None:
     name = new_flag(admin)
 
-    flag_services.flags.set_enabled(PRODUCT, name, "production", True, "launch")
+    flag_services.flags.set_enabled(PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="launch"))
 
     flag = next(f for f in flag_services.flags.list_flags().catalog.flags if f.name == name)
     assert flag.environments["production"].enabled
@@ -172,7 +176,11 @@ def test_the_change_shows_in_the_listing_unleash_s_event_log_and_the_admin_event
     assert history.events[0].environment == "production"
     assert [(r.actor, r.outcome) for r in history.audit] == [(PRODUCT.id, AuditOutcome.SUCCESS)]
     entries = flag_services.redis.xrevrange(f"{redis_prefix}{ADMIN_EVENTS_STREAM}", count=50)
-    published = [json.loads(fields[b"payload"]) for _, fields in entries if fields[b"kind"] == TOGGLE_ACTION.encode()]
+    published = [
+        json.loads(fields[b"payload"])
+        for _, fields in entries
+        if fields[b"kind"] == AdminAction.FLAG_TOGGLE.value.encode()
+    ]
     assert {"actor": PRODUCT.id, "target_type": "feature_flag", "target_id": name} in published
 
 
@@ -181,7 +189,9 @@ def test_a_toggle_already_in_that_state_succeeds_without_a_second_change(
 ) -> None:
     name = new_flag(admin, on_in_production=True)
 
-    result = flag_services.flags.set_enabled(PRODUCT, name, "production", True, "make sure it is on")
+    result = flag_services.flags.set_enabled(
+        PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="make sure it is on")
+    )
 
     assert not result.changed
     events = [e.type for e in admin.events(name)]
@@ -194,9 +204,13 @@ def test_a_support_actor_is_refused_and_the_refusal_is_audited(flag_services: Se
     name = new_flag(admin)
 
     with pytest.raises(PermissionDenied):
-        flag_services.flags.set_enabled(actor(Role.SUPPORT), name, "production", True, "please")
+        flag_services.flags.set_enabled(
+            actor(Role.SUPPORT), FlagToggle(name=name, environment="production", on=True, reason="please")
+        )
     with pytest.raises(PermissionDenied):
-        flag_services.flags.set_rollout(actor(Role.VIEWER), name, "production", 50, "please")
+        flag_services.flags.set_rollout(
+            actor(Role.VIEWER), RolloutChange(name=name, environment="production", percent=50, reason="please")
+        )
 
     assert production_state(admin, name) == (False, 100)
     records = flag_services.audit.search(target_id=name)
@@ -216,7 +230,7 @@ def test_an_unknown_flag_or_environment_is_refused_as_invalid(
     name = flag or new_flag(admin)
 
     with pytest.raises(error):
-        flag_services.flags.set_enabled(PRODUCT, name, environment, True, "try")
+        flag_services.flags.set_enabled(PRODUCT, FlagToggle(name=name, environment=environment, on=True, reason="try"))
 
     [record] = flag_services.audit.search(target_id=name)
     assert record.outcome == AuditOutcome.INVALID
@@ -226,7 +240,7 @@ def test_a_toggle_without_a_reason_changes_nothing(flag_services: Services, admi
     name = new_flag(admin)
 
     with pytest.raises(InvalidInput, match="reason"):
-        flag_services.flags.set_enabled(PRODUCT, name, "production", True, "  ")
+        flag_services.flags.set_enabled(PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="  "))
 
     assert production_state(admin, name) == (False, 100)
 
@@ -239,7 +253,9 @@ def test_a_30_percent_rollout_enables_about_30_percent_of_10000_users(
 ) -> None:
     name = new_flag(admin, on_in_production=True)
 
-    result = flag_services.flags.set_rollout(PRODUCT, name, "production", 30, "widen the experiment slowly")
+    result = flag_services.flags.set_rollout(
+        PRODUCT, RolloutChange(name=name, environment="production", percent=30, reason="widen the experiment slowly")
+    )
 
     assert result.changed and result.before["rollout"] == 100 and result.after["rollout"] == 30
     assert production_state(admin, name) == (True, 30)
@@ -260,7 +276,9 @@ def test_a_rollout_outside_0_to_100_is_refused(flag_services: Services, admin: U
     name = new_flag(admin)
 
     with pytest.raises(InvalidInput, match="0 to 100"):
-        flag_services.flags.set_rollout(PRODUCT, name, "production", percent, "typo")
+        flag_services.flags.set_rollout(
+            PRODUCT, RolloutChange(name=name, environment="production", percent=percent, reason="typo")
+        )
 
     assert production_state(admin, name) == (False, 100)
     [record] = flag_services.audit.search(target_id=name)
@@ -306,7 +324,9 @@ def test_with_unleash_stopped_the_list_is_the_last_known_state_and_a_toggle_fail
         assert listing.age_seconds() >= 0
 
         with pytest.raises(UnleashUnavailable):
-            flag_services.flags.set_enabled(PRODUCT, name, "production", True, "during the outage")
+            flag_services.flags.set_enabled(
+                PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="during the outage")
+            )
         records = flag_services.audit.latest(limit=1000)
         assert len(records) == audit_before + 1
         assert (records[0].target_id, records[0].outcome) == (name, AuditOutcome.FAILED)

@@ -18,8 +18,9 @@ import psutil
 import pytest
 
 from core.config import Settings
-from core.flags.seed import seed_flags
-from core.unleash_server import UnleashEndpoint, UnleashServer, healthy, missing_requirement, start_embedded
+from core.flags.models import UnleashEndpoint
+from devstack.flags import seed_flags
+from devstack.unleash import UnleashServer, healthy, missing_requirement, start_embedded
 from tests.conftest import _create_database, _with_db, require_tool
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core import cli
+from cli import main as cli
 from core.bootstrap import Services, build_services
 from core.config import get_settings
-from core.leaderboards import MIN_EXECUTIONS, TOP_N, Subject, Window, rule_for
-from core.models import Actor, Role
-from core.rbac import PermissionDenied
-from core.seed import SeedOptions, seed
+from core.domain.models import Actor, Role
+from core.domain.rbac import PermissionDenied
+from core.leaderboards import MIN_EXECUTIONS, TOP_N, LeaderboardRecompute, Subject, Window, rule_for
+from devstack.seed import SeedOptions, seed
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 
@@ -62,7 +62,7 @@ def raw_ranking(services: Services, subject: Subject, window: Window, at: dateti
 def test_a_refresh_ranks_by_average_score_with_the_minimum(
     seeded_fresh: Services, operator_actor: Actor, subject: Subject, window: Window
 ) -> None:
-    report = seeded_fresh.leaderboards.refresh(operator_actor, reason="test")
+    report = seeded_fresh.leaderboards.refresh(operator_actor, LeaderboardRecompute(reason="test"))
 
     board = seeded_fresh.leaderboards.from_table(subject, window, limit=TOP_N)
     expected = raw_ranking(seeded_fresh, subject, window, report.computed_at)
@@ -125,10 +125,10 @@ def test_reads_go_through_the_cache_and_a_refresh_replaces_them(seeded_fresh: Se
 
 def test_the_refresh_is_audited_and_needs_the_operator_role(seeded_fresh: Services, operator_actor: Actor) -> None:
     with pytest.raises(PermissionDenied):
-        seeded_fresh.leaderboards.refresh(actor(Role.SUPPORT), reason="please")
-    report = seeded_fresh.leaderboards.refresh(operator_actor, reason="after the incident")
+        seeded_fresh.leaderboards.refresh(actor(Role.SUPPORT), LeaderboardRecompute(reason="please"))
+    report = seeded_fresh.leaderboards.refresh(operator_actor, LeaderboardRecompute(reason="after the incident"))
 
-    denied, done = seeded_fresh.audit.search(action="recompute_leaderboards")[::-1]
+    denied, done = seeded_fresh.audit.search(action="leaderboards.recompute")[::-1]
     assert denied.outcome == "denied" and denied.actor_role == Role.SUPPORT
     assert done.outcome == "success" and done.reason == "after the incident"
     assert done.before == {"computed_at": None}
@@ -162,6 +162,6 @@ def test_the_command_line_refresh_writes_snapshots_and_an_audit_row(
 
     assert code == 0
     assert "Leaderboards computed at" in capsys.readouterr().out
-    [row] = seeded_fresh.audit.search(action="recompute_leaderboards")
+    [row] = seeded_fresh.audit.search(action="leaderboards.recompute")
     assert (row.actor, row.source, row.reason) == ("cli:cron", "cli", "scheduled refresh")
     assert seeded_fresh.leaderboards.from_table(Subject.USER, Window.ALL) is not None

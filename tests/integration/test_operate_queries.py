@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import text
 
 from core.bootstrap import Services
-from core.histogram import RELATIVE_ERROR_BOUND, quantiles
-from core.models import InvalidInput, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.histogram import RELATIVE_ERROR_BOUND, quantiles
+from core.domain.models import TimeWindow
+from core.executions.spikes import detect_spikes
 from queries import errors, latency
 from queries.latency import Metric, SeriesBy
 from queries.overview import Grain
@@ -142,7 +144,7 @@ def test_spikes_mark_where_the_rate_leaves_its_baseline() -> None:
     rate = np.full(60, 0.02)
     rate[40:45] = 0.30
     totals = pd.DataFrame({"bucket_start": times, "rate": rate, "executions": 100})
-    spikes = errors.detect_spikes(totals)
+    spikes = detect_spikes(totals)
     assert list(spikes["bucket_start"]) == [times[40]]
     assert spikes["baseline"].iloc[0] == pytest.approx(0.02)
 
@@ -154,7 +156,7 @@ def test_a_few_errors_at_low_volume_are_chance_not_a_spike() -> None:
     errors_per_minute[[20, 35]] = 3
     errors_per_minute[50] = 7  # about 1 in 100,000 by chance at that baseline: an incident
     totals = pd.DataFrame({"bucket_start": times, "rate": errors_per_minute / 23, "executions": 23})
-    spikes = errors.detect_spikes(totals)
+    spikes = detect_spikes(totals)
     assert list(spikes["bucket_start"]) == [times[50]]
 
 

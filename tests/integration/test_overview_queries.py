@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Connection, text
 
 from core.bootstrap import Services
-from core.histogram import RELATIVE_ERROR_BOUND, quantiles
-from core.models import TimeWindow
+from core.domain.histogram import RELATIVE_ERROR_BOUND, quantiles
+from core.domain.models import TimeWindow
 from queries import overview
 from queries.overview import Grain
 

@@ -22,10 +22,11 @@ import pytest
 import redis
 import requests
 
+from core.adapters.prometheus import PrometheusClient, PrometheusQuery
 from core.config import PROJECT_ROOT, Settings
-from core.prometheus import PrometheusClient, PrometheusQuery, PrometheusUnavailable
-from core.prometheus_server import PrometheusServer
+from core.domain.exceptions import PrometheusUnavailable
 from core.providers.breaker import BreakerOverride, CircuitBreakers
+from devstack.prometheus import PrometheusServer
 from tests.conftest import _create_database, _with_db, require_binary
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules" / "krowoc.yml"
@@ -98,7 +99,7 @@ def live(
         "KROWOC_REDIS_KEY_PREFIX": prefix,
     }
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "simulate", "--rate", "40", "--metrics-port", str(metrics_port),
+        [sys.executable, "-m", "cli.main", "simulate", "--rate", "40", "--metrics-port", str(metrics_port),
          "--refresh-every", "2", "--seed", "3", "--incident", "provider_outage:openai"],
         env=env, cwd=PROJECT_ROOT, stdout=(root / "simulator.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -10,17 +10,19 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from cli.main import main
 from core.bootstrap import Services
-from core.cli import main
-from core.models import AuditOutcome, InvalidInput, Role
+from core.domain.exceptions import InvalidInput
+from core.domain.models import AuditOutcome, Role
+from core.domain.rbac import PermissionDenied
+from core.executions.records import record_of
 from core.providers.base import CompletionRequest
 from core.providers.breaker import BreakerOverride, BreakerState, CircuitBreakers
-from core.providers.records import record_of
 from core.providers.router import Router
 from core.providers.service import BreakerChange
-from core.providers.simulated import Incident, Incidents, simulated_providers
-from core.rbac import PermissionDenied
-from core.simulator import TrafficSimulator
+from devstack.simulator import TrafficSimulator
+from devstack.simulator.incidents import Incident, Incidents
+from devstack.simulator.providers import simulated_providers
 from tests.conftest import actor
 
 
@@ -148,7 +150,11 @@ def test_operators_force_a_breaker_and_it_is_audited(services: Services) -> None
     assert forced.effective is BreakerState.OPEN
     assert not health.breakers.allow("openai")
     record = services.audit.latest()[0]
-    assert (record.action, record.outcome, record.target_id) == ("force_breaker", AuditOutcome.SUCCESS, "openai")
+    assert (record.action, record.outcome, record.target_id) == (
+        "provider.force_breaker",
+        AuditOutcome.SUCCESS,
+        "openai",
+    )
     assert record.before is not None and record.before["override"] == "auto"
     assert record.after is not None and record.after["override"] == "open"
     health.force(operator, BreakerChange(provider="openai", override=BreakerOverride.AUTO, reason="drill over"))

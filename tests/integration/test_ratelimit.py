@@ -10,12 +10,14 @@ import pytest
 import redis
 from sqlalchemy import insert
 
-from core.bootstrap import Services, build_services, make_redis
+from core.adapters.redis import make_redis
+from core.adapters.tables import UserRow
+from core.bootstrap import Services, build_services
 from core.cache.keys import rate_limit_key
-from core.models import AuditOutcome, InvalidInput, Role, Tier
-from core.ratelimit import TIER_LIMITS, RateLimiter, TierLimit
-from core.rbac import PermissionDenied
-from core.tables import UserRow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import AuditOutcome, Role, Tier
+from core.domain.rbac import PermissionDenied
+from core.ratelimit import TIER_LIMITS, RateLimiter, RateLimitReset, TierLimit
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 
@@ -121,25 +123,25 @@ def test_support_sees_and_resets_a_bucket_and_the_reset_is_audited(isolated: Ser
     seen = isolated.rate_limits.bucket(actor(Role.VIEWER), 42)
     assert seen.tier == Tier.FREE and seen.tokens < 1
 
-    after = isolated.rate_limits.reset(support, 42, reason="customer blocked by a retry loop")
+    after = isolated.rate_limits.reset(support, RateLimitReset(user_id=42, reason="customer blocked by a retry loop"))
 
     assert after.tokens == TIER_LIMITS[Tier.FREE].burst
     assert isolated.rate_limits.check(42).allowed
     [record] = isolated.audit.latest()
-    assert (record.action, record.outcome, record.target_id) == ("reset_rate_limit", AuditOutcome.SUCCESS, "42")
+    assert (record.action, record.outcome, record.target_id) == ("user.reset_rate_limit", AuditOutcome.SUCCESS, "42")
     assert record.before is not None and record.before["tokens"] < 1
     assert record.after == {"tokens": 10, "burst": 10, "tier": "free"}
 
 
 def test_resets_are_refused_for_viewers_without_reason_or_for_unknown_users(isolated: Services) -> None:
     with pytest.raises(PermissionDenied):
-        isolated.rate_limits.reset(actor(Role.VIEWER), 42, reason="x")
+        isolated.rate_limits.reset(actor(Role.VIEWER), RateLimitReset(user_id=42, reason="x"))
     assert isolated.audit.latest()[0].outcome == AuditOutcome.DENIED
     with pytest.raises(InvalidInput):
-        isolated.rate_limits.reset(actor(Role.SUPPORT), 42, reason="")
+        isolated.rate_limits.reset(actor(Role.SUPPORT), RateLimitReset(user_id=42, reason=""))
     assert isolated.audit.latest()[0].outcome == AuditOutcome.INVALID
     with pytest.raises(InvalidInput, match="no user with id 7"):
-        isolated.rate_limits.reset(actor(Role.SUPPORT), 7, reason="x")
+        isolated.rate_limits.reset(actor(Role.SUPPORT), RateLimitReset(user_id=7, reason="x"))
     assert isolated.audit.latest()[0].outcome == AuditOutcome.INVALID
 
 

@@ -30,20 +30,23 @@ from redis.cluster import RedisCluster
 from sqlalchemy import insert
 from streamlit.testing.v1 import AppTest
 
-from core.bootstrap import RedisEvents, Services, build_services, make_redis
+from core.adapters.events import AdminEventConsumer, ChangeNotices, RedisEvents, stream_key
+from core.adapters.redis import ClusterClient, ClusterUnavailable, RedisClient, make_redis, node_of, servers
+from core.adapters.tables import UserRow
+from core.bootstrap import Services, build_services
 from core.cache import keys
-from core.cache.client import ClusterClient, ClusterUnavailable, RedisClient, node_of, servers
+from core.cache.inspection import SAMPLE_LIMIT
 from core.cache.keys import Namespace, rate_limit_key
-from core.cache.service import SAMPLE_LIMIT, CacheService, CacheUnavailable, MemoryLevel
+from core.cache.models import MemoryLevel
+from core.cache.service import CacheService, NamespaceInvalidation, TierInvalidation
 from core.cache.store import Cache
 from core.config import Settings, get_settings
-from core.events import AdminEventConsumer, ChangeNotices, stream_key
-from core.health import HealthStatus, check_redis
-from core.models import Actor, AuditOutcome, Role, Tier
+from core.domain.exceptions import RedisUnavailable
+from core.domain.models import Actor, AuditOutcome, Role, Tier
+from core.health.checks import HealthStatus, check_redis
 from core.providers.breaker import BreakerOverride, BreakerState, CircuitBreakers
 from core.providers.service import BreakerChange
-from core.ratelimit import TIER_LIMITS, RateLimiter
-from core.tables import UserRow
+from core.ratelimit import TIER_LIMITS, RateLimiter, RateLimitReset
 from core.users import RedisUserSessions, UserStatusChange
 from dashboard.cache import memory_notice
 from tests.conftest import PROJECT_ROOT, actor, require_tool
@@ -282,18 +285,20 @@ def test_invalidating_a_namespace_reloads_it_and_leaves_the_others(services: Ser
     assert services.cache.get_or_load(board, lambda: "old", NAME, use_memory=False) == "old"
     assert services.cache.get_or_load(user, lambda: "ada", NAME, use_memory=False) == "ada"
 
-    result = services.cache_admin.invalidate_namespace(actor(Role.OPERATOR), namespace="leaderboard", reason="test")
+    result = services.cache_admin.invalidate_namespace(
+        actor(Role.OPERATOR), NamespaceInvalidation(namespace="leaderboard", reason="test")
+    )
 
     assert result.versions == {"leaderboard": 1}
     assert services.redis.get(keys.version_key(prefix, Namespace.LEADERBOARD)) == b"1"
     assert services.cache.get_or_load(board, lambda: "new", NAME, use_memory=False) == "new"
     assert services.cache.get_or_load(user, lambda: "other", NAME, use_memory=False) == "ada"
     [record] = services.audit.latest()
-    assert (record.action, record.outcome) == ("invalidate_cache_namespace", AuditOutcome.SUCCESS)
+    assert (record.action, record.outcome) == ("cache.invalidate_namespace", AuditOutcome.SUCCESS)
     [(_, fields)] = services.redis.xrevrange(stream_key(prefix), count=1)
-    assert fields[b"kind"] == b"invalidate_cache_namespace"
+    assert fields[b"kind"] == b"cache.invalidate_namespace"
 
-    services.cache_admin.invalidate_tier(actor(Role.OPERATOR), tier="user", reason="test")
+    services.cache_admin.invalidate_tier(actor(Role.OPERATOR), TierInvalidation(tier="user", reason="test"))
     assert services.cache.get_or_load(user, lambda: "reloaded", NAME, use_memory=False) == "reloaded"
 
 
@@ -451,12 +456,14 @@ def test_support_resets_a_bucket_on_the_cluster(services: Services, prefix: str)
     assert not services.rate_limits.check(42).allowed
     assert services.redis.exists(rate_limit_key(prefix, 42)) == 1
 
-    after = services.rate_limits.reset(actor(Role.SUPPORT), 42, reason="blocked by a retry loop")
+    after = services.rate_limits.reset(
+        actor(Role.SUPPORT), RateLimitReset(user_id=42, reason="blocked by a retry loop")
+    )
 
     assert after.tokens == TIER_LIMITS[Tier.FREE].burst
     assert services.rate_limits.check(42).allowed
     [record] = services.audit.latest()
-    assert (record.action, record.outcome, record.target_id) == ("reset_rate_limit", AuditOutcome.SUCCESS, "42")
+    assert (record.action, record.outcome, record.target_id) == ("user.reset_rate_limit", AuditOutcome.SUCCESS, "42")
 
 
 def test_admin_events_reach_every_consumer_group_and_pubsub_listener(
@@ -483,17 +490,19 @@ def test_admin_events_reach_every_consumer_group_and_pubsub_listener(
             )
         )
 
-        services.cache_admin.invalidate_tier(actor(Role.OPERATOR), tier="leaderboard", reason="recomputed")
-        RedisEvents(services.redis, prefix).publish("reset_rate_limit", {"target_id": "42"})
+        services.cache_admin.invalidate_tier(
+            actor(Role.OPERATOR), TierInvalidation(tier="leaderboard", reason="recomputed")
+        )
+        RedisEvents(services.redis, prefix).publish("user.reset_rate_limit", {"target_id": "42"})
 
-        assert [e.kind for e in here.poll(block_ms=500)] == ["invalidate_cache_tier", "reset_rate_limit"]
-        assert [e.kind for e in there.poll(block_ms=500)] == ["invalidate_cache_tier", "reset_rate_limit"]
+        assert [e.kind for e in here.poll(block_ms=500)] == ["cache.invalidate_tier", "user.reset_rate_limit"]
+        assert [e.kind for e in there.poll(block_ms=500)] == ["cache.invalidate_tier", "user.reset_rate_limit"]
         assert here.poll(block_ms=10) == []  # acknowledged
         groups = {g["name"].decode(): g for g in services.redis.xinfo_groups(stream_key(prefix))}
         assert {"dashboard-here", "dashboard-there"} <= set(groups) and groups["dashboard-here"]["pending"] == 0
         assert eventually(lambda: len(received) == 2)
-        assert [notice["kind"] for notice in received] == ["invalidate_cache_tier", "reset_rate_limit"]
-        both = ["invalidate_cache_tier", "reset_rate_limit"]
+        assert [notice["kind"] for notice in received] == ["cache.invalidate_tier", "user.reset_rate_limit"]
+        both = ["cache.invalidate_tier", "user.reset_rate_limit"]
         assert seen == {"here": both, "there": both}  # each instance handled every event
     finally:
         stop.set()
@@ -558,7 +567,7 @@ def test_a_cluster_down_at_start_fails_open_and_is_used_once_it_is_up(
         assert profile is not None and profile.tier is Tier.PRO
         assert built.rate_limits.check(1).allowed  # fails open
         assert not built.cache_admin.is_up()
-        with pytest.raises(CacheUnavailable):
+        with pytest.raises(RedisUnavailable):
             built.cache_admin.redis_figures()
         assert built.provider_health.breakers.allow("openai")  # fails open
         # A fresh cache: the services' own one has its breaker open after the failures above.

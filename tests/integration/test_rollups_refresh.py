@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from core import rollups, rollups_refresh
-from core.db import Database, libpq_url
-from core.providers.records import write_executions
+from core.adapters.db import Database, libpq_url
+from core.executions import refresh as rollups_refresh
+from core.executions import rollups
+from core.executions.records import write_executions
 from tests.operate_support import random_records
 
 TABLES = {

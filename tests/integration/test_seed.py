@@ -10,10 +10,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from core import rollups
-from core.db import libpq_url
-from core.histogram import bucket_of, bucket_sql
-from core.seed import SeedOptions, SeedRefused, hour_aligned_chunks, seed
+from core.adapters.db import libpq_url
+from core.domain.histogram import bucket_of, bucket_sql
+from core.executions import rollups
+from devstack.seed import SeedOptions, SeedRefused, hour_aligned_chunks, seed
 from tests.conftest import SEED_DAYS, SEED_EXECUTIONS
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

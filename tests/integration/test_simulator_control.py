@@ -21,12 +21,13 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from core.bootstrap import Services, build_services, make_redis
-from core.cli import app, main
+from cli.main import app, main
+from core.adapters.redis import make_redis
+from core.bootstrap import Services, build_services
 from core.config import get_settings
 from core.providers.breaker import BreakerState
-from core.providers.simulated import Incident
-from core.simulator import INCIDENTS_KEY, IncidentChannel, TrafficSimulator
+from devstack.simulator import INCIDENTS_KEY, IncidentChannel, TrafficSimulator
+from devstack.simulator.incidents import Incident
 from tests.conftest import PROJECT_ROOT, test_settings
 
 OUTAGE = "provider_outage:openai"
@@ -222,7 +223,7 @@ def test_simulate_with_an_incident_lists_it_while_running_and_takes_it_off_when_
     log = tmp_path / "simulator.log"
     with log.open("wb") as out:
         simulator = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "simulate", "--rate", "50", "--refresh-every", "0", "--seed", "3",
+            [sys.executable, "-m", "cli.main", "simulate", "--rate", "50", "--refresh-every", "0", "--seed", "3",
              "--metrics-port", str(metrics_port), "--incident", OUTAGE],
             cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

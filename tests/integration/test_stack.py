@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from core.config import Settings
-from core.network import port_taken
-from core.stack import EmbeddedStack, StackError, StackUrls, _valkey_bin, _wait_for_port
+from devstack.network import port_taken
+from devstack.stack import EmbeddedStack, StackError, StackUrls, _valkey_bin, _wait_for_port
 
 
 def free_ports(count: int) -> list[int]:

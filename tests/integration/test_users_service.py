@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.bootstrap import Services, build_services, make_redis
-from core.models import Actor, ExecutionStatus, InvalidInput, Role, Tier, UserStatus
-from core.rbac import PermissionDenied
-from core.seed import SeedOptions, seed
+from core.adapters.redis import make_redis
+from core.bootstrap import Services, build_services
+from core.domain.exceptions import InvalidInput, SessionStoreUnavailable
+from core.domain.models import Actor, ExecutionStatus, Role, Tier, UserStatus
+from core.domain.rbac import PermissionDenied
 from core.users import (
     ExecutionCancel,
     ExecutionNotFound,
@@ -23,7 +24,7 @@ from core.users import (
     UserService,
     UserStatusChange,
 )
-from core.users.service import SessionsUnavailable
+from devstack.seed import SeedOptions, seed
 from tests.conftest import actor
 from tests.conftest import test_settings as settings_for
 
@@ -65,7 +66,7 @@ def test_support_changes_a_tier_and_the_audit_log_has_before_and_after(svc: Serv
     changed = svc.users.change_tier(support_actor, TierChange(user_id=user_id, tier=Tier.PRO, reason="ticket 12"))
 
     assert changed.tier is Tier.PRO and user_row(svc, user_id).tier == "pro"
-    [row] = audit_rows(svc, "change_user_tier")
+    [row] = audit_rows(svc, "user.change_tier")
     assert row["outcome"] == "success" and row["target_id"] == str(user_id)
     assert row["before"] == {"tier": "free", "status": "active"}
     assert row["after"] == {"tier": "pro", "status": "active"}
@@ -80,7 +81,7 @@ def test_changing_to_the_same_tier_again_succeeds_without_a_second_change(svc: S
     again = svc.users.change_tier(support_actor, change)
 
     assert again.tier is Tier.TEAM
-    first, second = audit_rows(svc, "change_user_tier")
+    first, second = audit_rows(svc, "user.change_tier")
     assert first["before"] != first["after"]
     assert second["outcome"] == "success" and second["before"] == second["after"] == {
         "tier": "team",
@@ -96,7 +97,7 @@ def test_a_viewer_may_not_change_a_tier_and_the_attempt_is_recorded(svc: Service
         svc.users.change_tier(viewer, TierChange(user_id=user_id, tier=Tier.ENTERPRISE, reason="please"))
 
     assert user_row(svc, user_id).tier == "free"
-    [row] = audit_rows(svc, "change_user_tier")
+    [row] = audit_rows(svc, "user.change_tier")
     assert row["outcome"] == "denied" and row["actor"] == viewer.id
 
 
@@ -107,14 +108,14 @@ def test_an_action_without_a_reason_is_refused_and_changes_nothing(svc: Services
         svc.users.suspend(support_actor, UserStatusChange(user_id=user_id, reason="   "))
 
     assert user_row(svc, user_id).status == "active"
-    [row] = audit_rows(svc, "suspend_user")
+    [row] = audit_rows(svc, "user.suspend")
     assert row["outcome"] == "invalid"
 
 
 def test_an_unknown_user_is_refused_and_recorded_as_invalid(svc: Services, support_actor: Actor) -> None:
     with pytest.raises(UserNotFound, match="No user has the id 987654321"):
         svc.users.change_tier(support_actor, TierChange(user_id=987654321, tier=Tier.PRO, reason="x"))
-    [row] = audit_rows(svc, "change_user_tier")
+    [row] = audit_rows(svc, "user.change_tier")
     assert row["outcome"] == "invalid"
 
 
@@ -136,7 +137,7 @@ def test_suspending_drops_the_users_sessions_and_cached_profile(
     assert svc.redis.exists(sessions.index_key(user_id)) == 0
     assert svc.redis.exists(sessions.session_key(f"{other}-a")) == 1
     assert svc.cached_users.profile(user_id).status is UserStatus.SUSPENDED  # type: ignore[union-attr]
-    [row] = audit_rows(svc, "suspend_user")
+    [row] = audit_rows(svc, "user.suspend")
     assert row["before"] == {"tier": "free", "status": "active"}
     assert row["after"] == {"tier": "free", "status": "suspended", "sessions_dropped": 2}
 
@@ -151,8 +152,8 @@ def test_suspend_and_restore_are_idempotent(svc: Services, support_actor: Actor)
     restored = svc.users.restore(support_actor, change)
 
     assert restored.status is UserStatus.ACTIVE and user_row(svc, user_id).status == "active"
-    suspends = audit_rows(svc, "suspend_user")
-    restores = audit_rows(svc, "restore_user")
+    suspends = audit_rows(svc, "user.suspend")
+    restores = audit_rows(svc, "user.restore")
     assert [r["after"]["status"] for r in suspends] == ["suspended", "suspended"]
     assert suspends[1]["before"]["status"] == "suspended"
     assert [(r["before"]["status"], r["after"]["status"]) for r in restores] == [
@@ -168,12 +169,12 @@ def test_a_suspension_with_redis_down_changes_nothing_and_is_recorded_as_failed(
     dead = make_redis("redis://127.0.0.1:9/0")
     service = UserService(svc.db, svc.audit, RedisUserSessions(dead, "x:"))
 
-    with pytest.raises(SessionsUnavailable, match="nothing was changed"):
+    with pytest.raises(SessionStoreUnavailable, match="nothing was changed"):
         service.suspend(support_actor, UserStatusChange(user_id=user_id, reason="r"))
 
     assert user_row(svc, user_id).status == "active"
-    [row] = audit_rows(svc, "suspend_user")
-    assert row["outcome"] == "failed" and "SessionsUnavailable" in row["detail"]
+    [row] = audit_rows(svc, "user.suspend")
+    assert row["outcome"] == "failed" and "SessionStoreUnavailable" in row["detail"]
     dead.close()
 
 
@@ -209,7 +210,7 @@ def test_a_stuck_execution_is_cancelled_once(svc: Services, support_actor: Actor
     assert svc.users.cancel_execution(support_actor, cancel) is ExecutionStatus.CANCELLED
     assert execution_status(svc, execution_id) == (status, finished)
 
-    first, second = audit_rows(svc, "cancel_execution")
+    first, second = audit_rows(svc, "execution.cancel")
     assert first["before"]["status"] == stuck and first["after"]["status"] == "cancelled"
     assert second["before"] == second["after"] and second["outcome"] == "success"
 
@@ -223,7 +224,7 @@ def test_a_finished_execution_cannot_be_cancelled(svc: Services, support_actor: 
         svc.users.cancel_execution(support_actor, ExecutionCancel(execution_id=10**15, reason="r"))
 
     assert execution_status(svc, execution_id)[0] == "succeeded"
-    assert [r["outcome"] for r in audit_rows(svc, "cancel_execution")] == ["invalid", "invalid"]
+    assert [r["outcome"] for r in audit_rows(svc, "execution.cancel")] == ["invalid", "invalid"]
 
 
 def payload_execution(services: Services) -> int:
@@ -239,7 +240,7 @@ def test_support_reveals_a_payload_with_a_reason_and_the_text_stays_out_of_the_a
     payload = svc.users.reveal_payload(support_actor, PayloadReveal(execution_id=execution_id, reason="ticket 99"))
 
     assert payload.execution_id == execution_id and payload.input_text.startswith("Please ")
-    [row] = audit_rows(svc, "reveal_payload")
+    [row] = audit_rows(svc, "execution.reveal_payload")
     assert row["outcome"] == "success" and row["reason"] == "ticket 99" and row["target_id"] == str(execution_id)
     assert row["before"] == {"masked": True}
     assert row["after"]["masked"] is False and row["after"]["input_characters"] == len(payload.input_text)
@@ -262,7 +263,7 @@ def test_revealing_needs_the_support_role_and_a_reason(
     with pytest.raises(error):
         svc.users.reveal_payload(actor(role), PayloadReveal(execution_id=execution_id, reason=reason))
 
-    [row] = audit_rows(svc, "reveal_payload")
+    [row] = audit_rows(svc, "execution.reveal_payload")
     assert row["outcome"] == outcome and row["after"] is None
 
 
@@ -272,4 +273,4 @@ def test_every_action_publishes_an_admin_event(svc: Services, support_actor: Act
 
     entries = svc.redis.xrevrange(f"{redis_prefix}admin-events", count=20)
     kinds = [fields[b"kind"] for _, fields in entries]
-    assert b"change_user_tier" in kinds
+    assert b"user.change_tier" in kinds

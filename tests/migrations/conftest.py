@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, pool
 
-from core.db import normalize_url
+from core.adapters.db import normalize_url
 
 
 @pytest.fixture()

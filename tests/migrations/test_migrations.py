@@ -14,8 +14,8 @@ import pytest
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, Engine, insert, text
 
-from core import migrate
-from core.tables import metadata
+from core.adapters import migrate
+from core.adapters.tables import metadata
 
 SCRIPTS = ScriptDirectory.from_config(migrate.alembic_config())
 # Oldest first.

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.bootstrap import make_redis
-from core.cache import client as cluster
-from core.cache.client import ClusterUnavailable
-from core.health import HealthStatus, check_redis
+from core.adapters import redis as cluster
+from core.adapters.redis import ClusterUnavailable, make_redis
+from core.health.checks import HealthStatus, check_redis
 
 
 def _closed_port() -> int:

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from core.errors import CATEGORY_TRAITS, ProviderError, QuotaExceeded, Severity, classify
-from core.models import ErrorCategory as C
+from core.domain.classifier import CATEGORY_TRAITS, ProviderError, QuotaExceeded, Severity, classify
+from core.domain.models import ErrorCategory as C
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import create_engine
 
 from core.config import Settings
-from core.health import HealthCheck, HealthStatus, check_http, dependency_checks, not_configured, overall
+from core.health.checks import HealthCheck, HealthStatus, check_http, dependency_checks, not_configured, overall
 
 
 def _check(status: HealthStatus, *, required: bool) -> HealthCheck:

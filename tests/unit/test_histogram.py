@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from core.histogram import (
+from core.domain.histogram import (
     GROWTH,
     MAX_BUCKET,
     RELATIVE_ERROR_BOUND,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from core.models import MAX_WINDOW, Actor, Role, TimeWindow
+from core.domain.models import MAX_WINDOW, Actor, Role, TimeWindow
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

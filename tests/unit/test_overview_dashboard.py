@@ -11,7 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from core.config import Settings
-from core.models import InvalidInput, Role, TimeWindow
+from core.domain.exceptions import InvalidInput
+from core.domain.models import Role, TimeWindow
 from dashboard import charts, formats, time_range
 from dashboard.auth import actor_from_identity, role_for_email
 from dashboard.services import settings_key

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.histogram import MAX_BUCKET, bucket_midpoint
-from core.models import TimeWindow
+from core.domain.histogram import MAX_BUCKET, bucket_midpoint
+from core.domain.models import TimeWindow
 from queries import overview
 from queries.overview import ExecutionTotals, Grain
 

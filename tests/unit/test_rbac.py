@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import Actor, Role
-from core.rbac import GRANTS, Permission, PermissionDenied, can, require
+from core.domain.models import Actor, Role
+from core.domain.rbac import GRANTS, Permission, PermissionDenied, can, require
 
 P = Permission
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.runtime import freeze_startup_heap
+from core.adapters.runtime import freeze_startup_heap
 
 
 @pytest.fixture

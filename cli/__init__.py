@@ -1,0 +1,1 @@
+"""``krowoc-admin``: the command line, one small module per command group."""

@@ -1,0 +1,1 @@
+"""The domain vocabulary every other package speaks: models, exceptions, roles, the catalogue and the classifier."""
