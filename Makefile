@@ -22,6 +22,8 @@ DEMO_SEED ?= 42
 PARTITION_MONTHS_AHEAD ?= 3
 
 PYTEST_ARGS ?=
+# Parallel test workers (pytest-xdist); tests that share a server of their own stay in one worker.
+TEST_WORKERS ?= 3
 SIZE ?= 1m
 
 .PHONY: help venv install demo stack-up stack-status stack-down test lint bench
@@ -31,7 +33,8 @@ help: ## Show this list
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "Variables: PYTEST_ARGS='-k name -x' (test), SIZE=1m|10m (bench), PYTHON=/path/to/python3.11 (venv)."
+	@echo "Variables: PYTEST_ARGS='-k name -x' (test), TEST_WORKERS=3 (test; 0 runs in one process),"
+	@echo "           SIZE=1m|10m (bench), PYTHON=/path/to/python3.11 (venv)."
 
 # -- set-up -----------------------------------------------------------------------------------
 
@@ -98,12 +101,12 @@ stack-down: ## Stop the embedded servers (data under .krowoc/ is kept)
 # -- check ------------------------------------------------------------------------------------
 
 test: install ## Run the test suite (starts the embedded stack for the run unless KROWOC_TEST_* URLs are set)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-lint: install ## ruff (lint + format check), mypy --strict on core and queries, import-linter layers
+lint: install ## ruff (lint + format check), mypy --strict on core, queries, devstack and cli, import-linter layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core queries
+	$(BIN)/mypy core queries devstack cli
 	$(BIN)/lint-imports
 
 bench: install ## Run the benchmark (SIZE=1m or 10m) and write bench/RESULTS.md

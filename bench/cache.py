@@ -1,5 +1,7 @@
-"""The cache benchmark: memory-tier and Redis hits, rate-limit checks, the Cache page on 1 million keys,
-and a dashboard page's data cold against warm.
+"""The cache benchmark: memory and Redis hits, rate limits, the Cache page, a page's data cold and warm.
+
+It measures memory-tier and Redis hits, rate-limit checks, the Cache page on 1 million keys, and a
+dashboard page's data cold against warm.
 
     python -m bench.cache                 # --keys 1000000 --repeat 5000
 
@@ -30,7 +32,7 @@ import psycopg
 import redis
 from sqlalchemy import insert
 
-from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
+from bench.harness import RESULTS, Figure, Section, database_named, machine, p95_of, write_part
 from core.adapters import migrate
 from core.adapters.db import libpq_url
 from core.adapters.redis import RedisClient
@@ -46,7 +48,6 @@ from core.ratelimit import RateLimiter
 from devstack.stack import _valkey_bin
 
 PREFIX = "krowoc-bench-cache:"
-MARKER = "<!-- size:cache -->"
 
 
 def _free_port() -> int:
@@ -89,10 +90,10 @@ def own_valkey() -> Iterator[str]:
 def own_database(server_url: str) -> Iterator[str]:
     """Make a migrated database for the benchmark and drop it afterwards."""
     name = f"krowoc_bench_cache_{uuid.uuid4().hex[:8]}"
-    admin = _with_db(server_url, "postgres")
+    admin = database_named(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(server_url, name)
+    url = database_named(server_url, name)
     try:
         migrate.upgrade(url)
         yield url
@@ -140,7 +141,7 @@ def timed_ms(fn: Callable[[], Any], repeat: int) -> list[float]:
 
 
 def latency(section: Section, name: str, samples: list[float], goal_ms: float) -> None:
-    p95 = _p95(samples)
+    p95 = p95_of(samples)
     section.add(
         Figure(f"{name} p95 (median {statistics.median(samples):.4f} ms)", p95, "ms", f"goal <= {goal_ms} ms",
                p95 <= goal_ms)
@@ -217,7 +218,7 @@ def measure_cache_page(section: Section, keys_in_redis: int, repeat: int) -> Non
     at = _page("../pages/cache.py")
     _run_page(at)
     samples = [_run_page(at) for _ in range(repeat)]
-    p95, median = _p95(samples), statistics.median(samples)
+    p95, median = p95_of(samples), statistics.median(samples)
     section.add(
         Figure(
             f"Cache page render (AppTest) with {keys_in_redis:,} keys in Redis, p95 (median {median:.0f} ms)",
@@ -227,7 +228,7 @@ def measure_cache_page(section: Section, keys_in_redis: int, repeat: int) -> Non
 
 
 def measure_warm_vs_cold(services: Services, section: Section, repeat: int) -> None:
-    """A dashboard read path cold (namespaces bumped, memory dropped) against warm, and the page as a whole."""
+    """Time a dashboard read path cold (namespaces bumped, memory dropped) against warm, and the page as a whole."""
     boards, users, cache = services.cached_leaderboards, services.cached_users, services.cache
 
     def leaderboard_with_names() -> int:
@@ -276,7 +277,6 @@ def measure_warm_vs_cold(services: Services, section: Section, repeat: int) -> N
 def write_results(command: str, sections: list[Section]) -> None:
     """Replace the cache section of bench/RESULTS.md, keeping every other section."""
     lines = [
-        MARKER,
         "## Cache, rate limits and the Cache page",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; Redis: a Valkey started by the benchmark "
@@ -286,17 +286,8 @@ def write_results(command: str, sections: list[Section]) -> None:
         "",
     ]
     for section in sections:
-        lines += [f"### {section.title}", "", "| measure | value | goal | verdict |", "| --- | ---: | --- | --- |"]
-        for f in section.figures:
-            value = "not measured" if f.value is None else f"{f.value:,.4f} {f.unit}"
-            verdict = {True: "met", False: "**missed**", None: ""}[f.met]
-            lines.append(f"| {f.name} | {value} | {f.goal} | {verdict} {f.note} |")
-        lines.append("")
-    ours = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    head, *chunks = text.split("<!-- size:")
-    kept = [f"<!-- size:{chunk}".rstrip() + "\n" for chunk in chunks if not chunk.startswith("cache -->")]
-    RESULTS.write_text(head + "\n".join([ours, *kept]))
+        lines += [f"### {section.title}", "", *section.table(digits=4), ""]
+    write_part("cache", lines)
 
 
 def main(argv: list[str] | None = None) -> int:

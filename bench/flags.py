@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.run import RESULTS, Figure, Section, _p95, _with_db, machine
+from bench.harness import RESULTS, Figure, Section, database_named, machine, p95_of, write_part
 from core.adapters import migrate
 from core.adapters.db import libpq_url
 from core.bootstrap import build_services
@@ -40,7 +40,6 @@ from core.flags.models import UnleashEndpoint
 from core.flags.unleash_admin import UnleashAdmin
 from devstack.unleash import UnleashServer, missing_requirement
 
-MARKER = "<!-- size:flags -->"
 ENVIRONMENTS = ("development", "production", "default")
 TYPES = ("release", "experiment", "operational", "kill-switch", "permission")
 LISTING_GOAL_MS = 300.0
@@ -49,11 +48,11 @@ PAGE_GOAL_MS = 1000.0
 
 @contextmanager
 def own_database(server_url: str, name: str, *, migrated: bool) -> Iterator[str]:
-    """Creates a database on the server for the run and drops it afterwards."""
-    admin = _with_db(server_url, "postgres")
+    """Create a database on the server for the run and drops it afterwards."""
+    admin = database_named(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_db(server_url, name)
+    url = database_named(server_url, name)
     try:
         if migrated:
             migrate.upgrade(url)
@@ -65,7 +64,7 @@ def own_database(server_url: str, name: str, *, migrated: bool) -> Iterator[str]
 
 @contextmanager
 def own_unleash(database_url: str) -> Iterator[UnleashEndpoint]:
-    """Starts an unleash-server for the run on a free port and stops it afterwards."""
+    """Start an unleash-server for the run on a free port and stops it afterwards."""
     import socket
 
     with socket.socket() as sock:
@@ -80,7 +79,7 @@ def own_unleash(database_url: str) -> Iterator[UnleashEndpoint]:
 
 
 def create_flags(endpoint: UnleashEndpoint, count: int) -> float:
-    """Creates ``count`` flags with a strategy in every environment, some on and rolled out; returns seconds."""
+    """Create ``count`` flags with a strategy in every environment, some on and rolled out; returns seconds."""
     admin = UnleashAdmin(endpoint.api_url, endpoint.admin_token, timeout=30)
     admin.enable_environment("default")
     start = time.perf_counter()
@@ -103,7 +102,7 @@ def create_flags(endpoint: UnleashEndpoint, count: int) -> float:
 
 
 def measure_listing(settings: Settings, section: Section, flags: int, repeat: int) -> None:
-    """Times FlagService.list_flags with every flag in every environment."""
+    """Time FlagService.list_flags with every flag in every environment."""
     services = build_services(settings)
     try:
         first = services.flags.list_flags()
@@ -116,7 +115,7 @@ def measure_listing(settings: Settings, section: Section, flags: int, repeat: in
             samples.append((time.perf_counter() - start) * 1000)
     finally:
         services.close()
-    p95, median = _p95(samples), statistics.median(samples)
+    p95, median = p95_of(samples), statistics.median(samples)
     section.add(
         Figure(
             f"listing {flags} flags x {envs} environments (FlagService.list_flags) p95 (median {median:.0f} ms)",
@@ -126,7 +125,7 @@ def measure_listing(settings: Settings, section: Section, flags: int, repeat: in
 
 
 def measure_page(section: Section, flags: int, repeat: int) -> None:
-    """Times the Feature flags page's server-side render (AppTest), each run reading Unleash afresh."""
+    """Time the Feature flags page's server-side render (AppTest), each run reading Unleash afresh."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -143,7 +142,7 @@ def measure_page(section: Section, flags: int, repeat: int) -> None:
         samples.append((time.perf_counter() - start) * 1000)
         if at.exception:
             raise RuntimeError(f"the page failed: {at.exception[0].value}")
-    p95, median = _p95(samples), statistics.median(samples)
+    p95, median = p95_of(samples), statistics.median(samples)
     section.add(
         Figure(
             f"Feature flags page render (AppTest), {flags} flags, listing read from Unleash each time, p95 "
@@ -156,7 +155,6 @@ def measure_page(section: Section, flags: int, repeat: int) -> None:
 def write_results(command: str, section: Section) -> None:
     """Replace the flags section of bench/RESULTS.md, keeping every other section."""
     lines = [
-        MARKER,
         "## Feature flags",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; a real unleash-server 6 started by the "
@@ -164,18 +162,9 @@ def write_results(command: str, section: Section) -> None:
         "",
         f"Command: `{command}`",
         "",
-        "| measure | value | goal | verdict |",
-        "| --- | ---: | --- | --- |",
+        *section.table(digits=4),
     ]
-    for f in section.figures:
-        value = "not measured" if f.value is None else f"{f.value:,.4f} {f.unit}"
-        verdict = {True: "met", False: "**missed**", None: ""}[f.met]
-        lines.append(f"| {f.name} | {value} | {f.goal} | {verdict} {f.note} |")
-    ours = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    head, *chunks = text.split("<!-- size:")
-    kept = [f"<!-- size:{chunk}".rstrip() + "\n" for chunk in chunks if not chunk.startswith("flags -->")]
-    RESULTS.write_text(head + "\n".join([ours, *kept]))
+    write_part("flags", lines)
 
 
 def main(argv: list[str] | None = None) -> int:

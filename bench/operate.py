@@ -24,7 +24,8 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, text
 
-from bench.run import SIZES, Figure, Section, _p95, _timed, _with_db, write_results
+from bench.harness import SIZES, Figure, Section, database_named, p95_of, timed
+from bench.run import write_results
 from core.adapters import migrate
 from core.adapters.db import Database, libpq_url, make_engine
 from core.adapters.runtime import freeze_startup_heap
@@ -37,8 +38,8 @@ from core.executions.records import write_executions
 from devstack.seed import SeedOptions, seed
 from devstack.stack import EmbeddedStack
 from queries import errors, latency
+from queries.grain import grain_for, whole_buckets
 from queries.latency import Metric, SeriesBy
-from queries.overview import grain_for, whole_buckets
 
 WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(days=1), "30d": timedelta(days=30)}
 QUERY_GOAL_MS = 50.0
@@ -94,7 +95,7 @@ def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_
     try:
         with engine.connect() as conn:
             # The floor under any query: one round trip to PostgreSQL and back through SQLAlchemy.
-            floor = _p95(_timed(lambda: conn.execute(text("SELECT 1")).all(), repeat))
+            floor = p95_of(timed(lambda: conn.execute(text("SELECT 1")).all(), repeat))
             section.add(Figure("a round trip (SELECT 1) p95, the floor under every query", floor, "ms"))
             for label, span in WINDOWS.items():
                 window = TimeWindow(start=end - span, end=end)
@@ -102,7 +103,7 @@ def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_
                 whole = whole_buckets(window, grain)
                 for name, query in FAST.items():
                     query(conn, window)
-                    fast = _p95(_timed(lambda q=query, w=window: q(conn, w), repeat))  # type: ignore[misc]
+                    fast = p95_of(timed(lambda q=query, w=window: q(conn, w), repeat))  # type: ignore[misc]
                     params = {
                         "grain": grain.value,
                         "start": whole.start,
@@ -114,7 +115,7 @@ def measure_queries(url: str, end: datetime, section: Section, repeat: int, raw_
                         params.update(start=window.start, end=window.end)
                         conn.execute(text("SET enable_indexscan = off"))
                     sql = text(RAW[name])
-                    raw = statistics.median(_timed(lambda s=sql, p=params: conn.execute(s, p).all(), raw_repeat))  # type: ignore[misc]
+                    raw = statistics.median(timed(lambda s=sql, p=params: conn.execute(s, p).all(), raw_repeat))  # type: ignore[misc]
                     conn.execute(text("RESET enable_indexscan"))
                     conn.rollback()
                     section.add(
@@ -167,7 +168,7 @@ def measure_folding(url: str, section: Section, rounds: int) -> None:
             assert report.new_executions == 6000, report
     finally:
         db.dispose()
-    worst = _p95(samples)
+    worst = p95_of(samples)
     section.add(
         Figure(
             f"fold one minute at 100/s (6,000 executions) p95 of {rounds} (median {statistics.median(samples):.0f} ms)",
@@ -212,7 +213,7 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
                 assert not at.exception, [e.value for e in at.exception]
                 if i:  # the first run imports the page's modules
                     samples.append(elapsed)
-            worst = _p95(samples)
+            worst = p95_of(samples)
             section.add(
                 Figure(
                     f"{page} {label} render, cold caches, p95 (median {statistics.median(samples):.0f} ms)",
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_operate_{size}"
-    admin, url = _with_db(urls.database_url, "postgres"), _with_db(urls.database_url, name)
+    admin, url = database_named(urls.database_url, "postgres"), database_named(urls.database_url, name)
     command = "python -m bench.operate " + " ".join(argv if argv is not None else sys.argv[1:])
     setup, reading, writing = (
         Section("Set-up"),

@@ -12,23 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psutil
 import psycopg
 from sqlalchemy import Connection, text
 
+from bench.harness import RESULTS, SIZES, Figure, Section, database_named, machine, p95_of, timed, write_part
 from core.adapters import migrate
-from core.adapters.db import libpq_url, make_engine
+from core.adapters.db import make_engine
 from core.adapters.runtime import freeze_startup_heap
 from core.config import PROJECT_ROOT, Settings
 from core.domain.models import TimeWindow
@@ -36,51 +34,6 @@ from core.endpoints import resolve_endpoints
 from core.executions import rollups
 from devstack.seed import SeedOptions, seed
 from devstack.stack import EmbeddedStack
-
-RESULTS = PROJECT_ROOT / "bench" / "RESULTS.md"
-SIZES = {"1m": 1_000_000, "10m": 10_000_000}
-
-
-@dataclass
-class Figure:
-    name: str
-    value: float | None
-    unit: str
-    goal: str = ""
-    met: bool | None = None
-    note: str = ""
-
-
-@dataclass
-class Section:
-    title: str
-    figures: list[Figure] = field(default_factory=list)
-
-    def add(self, figure: Figure) -> Figure:
-        self.figures.append(figure)
-        shown = "n/a" if figure.value is None else f"{figure.value:,.2f} {figure.unit}"
-        verdict = {True: "met", False: "MISSED", None: ""}[figure.met]
-        print(f"  {figure.name:<58} {shown:>16}  {figure.goal} {verdict} {figure.note}", flush=True)
-        return figure
-
-
-def _with_db(url: str, name: str) -> str:
-    return f"{libpq_url(url).rsplit('/', 1)[0]}/{name}"
-
-
-def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples
-
-
-def _p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
 
 # The raw-table versions of the overview's charts: what the page would cost without rollups.
 RAW_QUERIES: dict[str, str] = {
@@ -114,11 +67,11 @@ def _rollup_queries() -> dict[str, Callable[[Connection, TimeWindow], Any]]:
 def measure_queries(
     url: str, end: datetime, section: Section, repeat: int, raw_repeat: int, *, at_goal_scale: bool = True
 ) -> None:
-    """Times every overview query on its rollup and its raw-table version in the same run.
+    """Time every overview query on its rollup and its raw-table version in the same run.
 
     The goals are set at 10 million executions; below that scale the figures are shown without a verdict.
     """
-    from queries.overview import grain_for
+    from queries.grain import grain_for
 
     # The process is set up as the dashboard's is once its services are built (core.adapters.runtime).
     freeze_startup_heap()
@@ -131,12 +84,12 @@ def measure_queries(
                 grain = grain_for(window).value
                 for name, query in _rollup_queries().items():
                     query(conn, window)  # warm the cache, as a dashboard in use would have
-                    fast = _timed(lambda q=query, w=window: q(conn, w), repeat)  # type: ignore[misc]
+                    fast = timed(lambda q=query, w=window: q(conn, w), repeat)  # type: ignore[misc]
                     raw_sql = text(RAW_QUERIES[name])
                     params = {"grain": grain, "start": window.start, "end": window.end}
                     conn.execute(raw_sql, params).all()
-                    slow = _timed(lambda s=raw_sql, p=params: conn.execute(s, p).all(), raw_repeat)  # type: ignore[misc]
-                    p95 = _p95(fast)
+                    slow = timed(lambda s=raw_sql, p=params: conn.execute(s, p).all(), raw_repeat)  # type: ignore[misc]
+                    p95 = p95_of(fast)
                     speedup = statistics.median(slow) / max(statistics.median(fast), 1e-6)
                     section.add(
                         Figure(
@@ -163,7 +116,7 @@ def measure_queries(
 
 
 def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> None:
-    """Times the overview page's server-side render with AppTest (logged in with the dev login)."""
+    """Time the overview page's server-side render with AppTest (logged in with the dev login)."""
     from streamlit.testing.v1 import AppTest
 
     from core.config import get_settings
@@ -189,7 +142,7 @@ def measure_render(url: str, redis_url: str, section: Section, repeat: int) -> N
             raise RuntimeError(f"the overview failed to render: {at.exception[0].value}")
         if i:  # the first run imports Streamlit and the page modules
             samples.append(elapsed)
-    p95 = _p95(samples)
+    p95 = p95_of(samples)
     section.add(
         Figure(
             f"overview render (AppTest) p95 (median {statistics.median(samples):.0f} ms)",
@@ -208,7 +161,7 @@ def _bench_actor() -> Any:
 
 
 def measure_memory(url: str, redis_url: str, section: Section) -> None:
-    """Opens every page in a real browser and reads the Streamlit process's resident memory."""
+    """Open every page in a real browser and reads the Streamlit process's resident memory."""
     chromium = Settings().chromium_path
     if not chromium.exists():
         section.add(
@@ -286,31 +239,9 @@ def measure_memory(url: str, redis_url: str, section: Section) -> None:
         proc.wait(10)
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
-
-
 def write_results(size_label: str, command: str, server: str, sections: list[Section]) -> None:
-    """Replaces this size's part of bench/RESULTS.md, keeping the other sizes' parts."""
-    marker = f"<!-- size:{size_label} -->"
-    parts: dict[str, str] = {}
-    if RESULTS.exists():
-        for chunk in RESULTS.read_text().split("<!-- size:")[1:]:
-            key, _, body = chunk.partition(" -->")
-            parts[key] = f"<!-- size:{key} -->{body}".rstrip() + "\n"
+    """Replace this size's part of bench/RESULTS.md, keeping the other parts."""
     lines = [
-        marker,
         f"## {size_label} executions",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; PostgreSQL: {server}.",
@@ -319,29 +250,8 @@ def write_results(size_label: str, command: str, server: str, sections: list[Sec
         "",
     ]
     for section in sections:
-        lines += [
-            f"### {section.title}",
-            "",
-            "| measure | value | goal | verdict |",
-            "| --- | ---: | --- | --- |",
-        ]
-        for f in section.figures:
-            value = "not measured" if f.value is None else f"{f.value:,.2f} {f.unit}"
-            verdict = {True: "met", False: "**missed**", None: ""}[f.met]
-            lines.append(f"| {f.name} | {value} | {f.goal} | {verdict} {f.note} |")
-        lines.append("")
-    parts[size_label] = "\n".join(lines)
-    header = (
-        "# Benchmark results\n\n"
-        "Each section was written by the command it names and is replaced when that command runs again:\n"
-        "`python -m bench.run --size 1m|10m` (seed, rollups, Overview queries and page, memory),\n"
-        "`python -m bench.operate --size ...` (Errors and Latency), `python -m bench.support --size ...`\n"
-        "(Executions, Users, Leaderboards; it prints its section), `python -m bench.cache`,\n"
-        "`python -m bench.flags --write`. Goals are set at 10 million executions over 90 days; smaller\n"
-        "sizes are shown without a verdict. Figures are what the run printed; run one benchmark at a time\n"
-        "on an otherwise idle machine.\n\n"
-    )
-    RESULTS.write_text(header + "\n".join(parts[k] for k in sorted(parts, key=lambda k: SIZES.get(k, 0))))
+        lines += [f"### {section.title}", "", *section.table(), ""]
+    write_part(size_label, lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_{size_label}"
-    admin = _with_db(urls.database_url, "postgres")
-    url = _with_db(urls.database_url, name)
+    admin = database_named(urls.database_url, "postgres")
+    url = database_named(urls.database_url, name)
     command = (
         "make bench SIZE=" + size_label
         if "MAKELEVEL" in os.environ

@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +33,7 @@ import psutil
 import psycopg
 import redis
 
+from bench.harness import SIZES, Figure, Section, database_named, p95_of
 from core.adapters import migrate
 from core.adapters.db import Database, libpq_url
 from core.bootstrap import build_services
@@ -47,41 +46,22 @@ from devstack.stack import EmbeddedStack
 from queries import executions as q
 from queries.executions import ExecutionFilters, SortKey
 
-SIZES = {"1m": 1_000_000, "10m": 10_000_000}
 HEAVY_EMAIL = "heavy.user@bench.krowoc.test"
 PREFIX = "krowoc-bench-support:"
 
 
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    goal: str = ""
-    met: bool | None = None
-
-
-FIGURES: list[Figure] = []
+SUPPORT = Section("Support: executions, detail, leaderboards, export")
 
 
 def report(name: str, value: float, unit: str, goal: str = "", met: bool | None = None) -> None:
-    FIGURES.append(Figure(name, value, unit, goal, met))
-    verdict = {True: "met", False: "MISSED", None: ""}[met]
-    print(f"  {name:<66} {value:>12,.2f} {unit:<7} {goal} {verdict}", flush=True)
-
-
-def p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=100, method="inclusive")[94] if len(samples) > 1 else samples[0]
+    """Print a figure with its goal and keep it for the Markdown table."""
+    SUPPORT.add(Figure(name, value, unit, goal, met))
 
 
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return (time.perf_counter() - start) * 1000
-
-
-def _with_db(url: str, name: str) -> str:
-    return f"{libpq_url(url).rsplit('/', 1)[0]}/{name}"
 
 
 HEAVY_INSERT = """
@@ -148,7 +128,7 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
 
         first_page()
         samples = [timed(first_page) for _ in range(repeat)]
-        report("heavy user, first page (50 newest), p95", p95(samples), "ms", "goal <= 20 ms", p95(samples) <= 20)
+        report("heavy user, first page (50 newest), p95", p95_of(samples), "ms", "goal <= 20 ms", p95_of(samples) <= 20)
 
         # Every later page, in order, as a person clicking "Next page" would.
         later: list[float] = []
@@ -163,10 +143,10 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
             cursor = page.next_cursor
         report(
             f"heavy user, every later page ({len(later):,} pages, {seen:,} rows), p95",
-            p95(later),
+            p95_of(later),
             "ms",
             "goal <= 20 ms",
-            p95(later) <= 20,
+            p95_of(later) <= 20,
         )
         report("heavy user, later pages, max", max(later), "ms")
         for label, extra in (
@@ -176,11 +156,11 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
         ):
             first_page(extra)
             runs = [timed(lambda e=extra: first_page(e)) for _ in range(max(5, repeat // 10))]
-            report(f"heavy user, first page, {label}, p95", p95(runs), "ms")
+            report(f"heavy user, first page, {label}, p95", p95_of(runs), "ms")
         last_day = TimeWindow(start=end - timedelta(days=1), end=end + timedelta(minutes=1))
         first_page(ExecutionFilters(window=last_day))
         runs = [timed(lambda: first_page(ExecutionFilters(window=last_day))) for _ in range(max(5, repeat // 10))]
-        report("all users, last 24 h, first page, p95", p95(runs), "ms")
+        report("all users, last 24 h, first page, p95", p95_of(runs), "ms")
 
         # Execution detail by id: the heavy user's and anyone's.
         with db.read() as conn:
@@ -205,9 +185,9 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
                 q.execution_detail(conn, execution_id)
 
         samples = [timed(lambda i=i: detail_only(i)) for i in ids]
-        report("execution detail by id, p95", p95(samples), "ms", "goal <= 10 ms", p95(samples) <= 10)
+        report("execution detail by id, p95", p95_of(samples), "ms", "goal <= 10 ms", p95_of(samples) <= 10)
         samples = [timed(lambda i=i: detail(i)) for i in ids[: max(10, repeat // 2)]]
-        report("execution detail + executions around it, p95", p95(samples), "ms")
+        report("execution detail + executions around it, p95", p95_of(samples), "ms")
 
         # Leaderboards: recompute, then read from the snapshot table and through the cache.
         operator = Actor(id="bench", role=Role.OPERATOR, source=AuditSource.CLI)
@@ -216,7 +196,11 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
         board = services.leaderboards
         samples = [timed(lambda: board.from_table(Subject.USER, Window.WEEK)) for _ in range(repeat)]
         report(
-            "leaderboard read from the snapshot table, p95", p95(samples), "ms", "goal <= 100 ms", p95(samples) <= 100
+            "leaderboard read from the snapshot table, p95",
+            p95_of(samples),
+            "ms",
+            "goal <= 100 ms",
+            p95_of(samples) <= 100,
         )
         board.top(Subject.USER, Window.WEEK)
 
@@ -226,12 +210,20 @@ def measure(url: str, redis_url: str, user_id: int, repeat: int) -> None:
 
         samples = [timed(from_redis) for _ in range(repeat)]
         report(
-            "leaderboard read from the cache (Redis tier), p95", p95(samples), "ms", "goal <= 5 ms", p95(samples) <= 5
+            "leaderboard read from the cache (Redis tier), p95",
+            p95_of(samples),
+            "ms",
+            "goal <= 5 ms",
+            p95_of(samples) <= 5,
         )
         board.top(Subject.USER, Window.WEEK)
         samples = [timed(lambda: board.top(Subject.USER, Window.WEEK)) for _ in range(repeat)]
         report(
-            "leaderboard read from the cache (memory tier), p95", p95(samples), "ms", "goal <= 5 ms", p95(samples) <= 5
+            "leaderboard read from the cache (memory tier), p95",
+            p95_of(samples),
+            "ms",
+            "goal <= 5 ms",
+            p95_of(samples) <= 5,
         )
     finally:
         services.close()
@@ -319,12 +311,8 @@ def markdown(size: str, command: str, server: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "| measure | value | goal | verdict |",
-        "| --- | ---: | --- | --- |",
+        *SUPPORT.table(),
     ]
-    for f in FIGURES:
-        verdict = {True: "met", False: "**missed**", None: ""}[f.met]
-        lines.append(f"| {f.name} | {f.value:,.2f} {f.unit} | {f.goal} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -353,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_support_{label}"
-    admin, url = _with_db(urls.database_url, "postgres"), _with_db(urls.database_url, name)
+    admin, url = database_named(urls.database_url, "postgres"), database_named(urls.database_url, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         server = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.cache.models import KeySample
 from core.domain.models import TimeWindow
-from queries.overview import Grain
+from queries.grain import Grain
 
 THROUGHPUT_COLOR = "#4C78A8"
 ERROR_COLOR = "#E45756"
@@ -126,3 +129,212 @@ def overview_timeline(
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return go.Figure(data=traces, layout=layout)
+
+
+# -- Errors -----------------------------------------------------------------------------------------
+
+# Figures are built from lists of traces and one layout: adding traces, lines and notes one at a
+# time to a Plotly figure re-validates it on each call, which cost a page run tens of ms.
+
+CATEGORY_COLORS = {
+    "provider_timeout": "#F58518",
+    "provider_rate_limited": "#EECA3B",
+    "provider_unavailable": "#E45756",
+    "provider_auth": "#B279A2",
+    "invalid_request": "#72B7B2",
+    "content_filtered": "#54A24B",
+    "context_length_exceeded": "#4C78A8",
+    "quota_exceeded": "#9D755D",
+    "internal": "#BAB0AC",
+}
+
+
+def _spike_markers(spikes: pd.DataFrame, window: TimeWindow) -> dict[str, list[dict[str, Any]]]:
+    """Return the layout's shapes and annotations marking each spike: a dotted line and its rates."""
+    middle = window.start + (window.end - window.start) / 2
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for moment, rate, baseline in zip(spikes["bucket_start"], spikes["rate"], spikes["baseline"], strict=True):
+        shapes.append(
+            {"type": "line", "xref": "x", "yref": "y domain", "x0": moment, "x1": moment, "y0": 0, "y1": 1,
+             "line": {"color": "#E45756", "dash": "dot", "width": 1}}
+        )  # fmt: skip
+        notes.append(
+            {
+                "x": moment,
+                "y": 1,
+                "yref": "paper",
+                "text": f"spike {rate:.1%} (baseline {baseline:.1%})",
+                "showarrow": False,
+                # Written towards the middle, so a spike near either edge stays inside the plot.
+                "xanchor": "left" if moment < middle else "right",
+                "font": {"size": 11, "color": "#E45756"},
+            }
+        )
+    return {"shapes": shapes, "annotations": notes}
+
+
+def stacked_error_rate(by_category: pd.DataFrame, spikes: pd.DataFrame, window: TimeWindow) -> go.Figure:
+    """Draw the error rate stacked by category, with a marker where the total leaves its baseline."""
+    buckets = by_category["bucket_start"].drop_duplicates().sort_values()
+    present = by_category.dropna(subset=["category"])
+    traces = []
+    for category in sorted(present["category"].unique()):
+        rows = present[present["category"] == category].set_index("bucket_start")["rate"]
+        traces.append(
+            go.Scatter(
+                x=buckets,
+                y=rows.reindex(buckets).fillna(0.0),
+                name=str(category),
+                stackgroup="errors",
+                mode="lines",
+                line={"width": 0.5, "color": CATEGORY_COLORS.get(str(category))},
+                hovertemplate="%{y:.2%}<extra>" + str(category) + "</extra>",
+            )
+        )
+    return go.Figure(
+        data=traces,
+        layout={
+            "xaxis": {"range": [window.start, window.end], "title": {"text": "UTC"}},
+            "yaxis": {"tickformat": ".1%", "rangemode": "tozero", "title": {"text": "failed / all executions"}},
+            "height": 420,
+            "hovermode": "x unified",
+            "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+            # Below the plot, so the categories never cover the newest minutes or a spike's label.
+            "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+            **_spike_markers(spikes, window),
+        },
+    )
+
+
+# -- Latency ----------------------------------------------------------------------------------------
+
+SERIES_DASH = {"p50": "dot", "p90": "dashdot", "p95": "solid", "p99": "dash"}
+
+
+def percentile_chart(frame: pd.DataFrame, quantiles: list[str], window: TimeWindow, title: str) -> go.Figure:
+    """Draw the chosen percentiles over time, one line per series and percentile."""
+    traces = []
+    for series in sorted(frame["series"].unique()):
+        rows = frame[frame["series"] == series]
+        for name in quantiles:
+            traces.append(
+                go.Scatter(
+                    x=rows["bucket_start"],
+                    y=rows[name],
+                    name=f"{series} {name}",
+                    mode="lines",
+                    line={"dash": SERIES_DASH[name], "width": 1.5},
+                    hovertemplate="%{y:,.0f} ms<extra>" + f"{series} {name}" + "</extra>",
+                )
+            )
+    return go.Figure(
+        data=traces,
+        layout={
+            "title": {"text": title},
+            "xaxis": {"range": [window.start, window.end], "title": {"text": "UTC"}},
+            "yaxis": {"ticksuffix": " ms", "rangemode": "tozero"},
+            "height": 380,
+            "hovermode": "x unified",
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        },
+    )
+
+
+def distribution_chart(frame: pd.DataFrame, title: str) -> go.Figure:
+    """Draw how many executions fell in each latency bucket, on a logarithmic latency axis."""
+    figure = go.Figure(
+        go.Bar(
+            x=(frame["low_ms"] * frame["high_ms"]) ** 0.5,
+            y=frame["executions"],
+            width=frame["high_ms"] - frame["low_ms"],
+            marker={"color": LATENCY_COLOR},
+            hovertemplate="%{x:,.0f} ms: %{y:,} executions<extra></extra>",
+        )
+    )
+    figure.update_xaxes(type="log", title_text="latency (ms, log scale)")
+    figure.update_layout(title=title, height=320, bargap=0, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+# -- live panels (Prometheus) -----------------------------------------------------------------------
+
+
+def live_chart(frames: dict[str, pd.DataFrame], title: str, suffix: str, scale: float = 1.0) -> go.Figure:
+    """Draw the last hour of Prometheus series, one line per frame and series, scaled into ``suffix``'s unit."""
+    traces = []
+    for name, frame in frames.items():
+        for series in sorted(frame["series"].unique()):
+            rows = frame[frame["series"] == series]
+            label = name if series == "all" else f"{name} {series}"
+            traces.append(go.Scatter(x=rows["time"], y=rows["value"] * scale, name=label, mode="lines"))
+    return go.Figure(
+        data=traces,
+        layout={
+            "title": {"text": title},
+            "yaxis": {"ticksuffix": suffix, "rangemode": "tozero"},
+            "height": 300,
+            "hovermode": "x unified",
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        },
+    )
+
+
+# -- Cache ------------------------------------------------------------------------------------------
+
+
+def hit_ratio_chart(frame: pd.DataFrame, tier_order: list[str]) -> go.Figure:
+    """Draw the hit ratio over time, one line per tier (in ``tier_order``) or per tier / namespace series."""
+    figure = go.Figure()
+    column = "tier" if "tier" in frame.columns else "series"
+    names = tier_order if column == "tier" else sorted(frame[column].unique())
+    for name in names:
+        part = frame[frame[column] == name]
+        if not part.empty:
+            figure.add_trace(go.Scatter(x=part["minute"], y=part["hit ratio"], name=name, mode="lines+markers"))
+    figure.update_layout(
+        yaxis={"title": "hit ratio", "range": [0, 1.02], "tickformat": ".0%"},
+        xaxis={"title": "minute (UTC)"},
+        height=300,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h"},
+    )
+    return figure
+
+
+def ttl_chart(sample: KeySample) -> go.Figure:
+    """Draw the TTL spread per namespace (box plots, in hours)."""
+    figure = go.Figure()
+    for ns in sample.namespaces:
+        if ns.ttls:
+            figure.add_trace(go.Box(x=[t / 3600 for t in ns.ttls], name=ns.namespace, boxpoints=False))
+    figure.update_layout(
+        xaxis={"title": "TTL left (hours)"},
+        height=240,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        showlegend=False,
+    )
+    return figure
+
+
+# -- Users ------------------------------------------------------------------------------------------
+
+
+def usage_per_day(usage: pd.DataFrame) -> go.Figure:
+    """Draw a user's executions and errors per day."""
+    traces = [
+        go.Scatter(x=usage["day"], y=usage["executions"], name="executions", mode="lines",
+                   line={"color": THROUGHPUT_COLOR, "width": 2}),
+        go.Scatter(x=usage["day"], y=usage["errors"], name="errors", mode="lines",
+                   line={"color": ERROR_COLOR, "width": 2}),
+    ]  # fmt: skip
+    return go.Figure(
+        data=traces,
+        layout={
+            "height": 220,
+            "hovermode": "x unified",
+            "yaxis": {"rangemode": "tozero"},
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 10},
+            "legend": {"orientation": "h"},
+        },
+    )

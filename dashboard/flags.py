@@ -1,15 +1,13 @@
-"""The Feature flags page's helpers: the cached listing, filters, the table, and the calls that change flags."""
+"""The Feature flags page: the cached listing, its filters and table, the audited changes, evaluation and history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
-import streamlit as st
 
-from core.config import get_settings
 from core.domain.models import Actor
 from core.domain.rbac import Permission, can
 from core.flags.models import (
@@ -23,9 +21,9 @@ from core.flags.models import (
     RolloutChange,
 )
 from core.flags.service import FlagService, build_context
-from dashboard.services import services, settings_key
+from dashboard import formats, reads, widgets
+from dashboard.services import services
 
-LISTING_TTL = timedelta(seconds=5)
 ANY = "any"
 STATES = (ANY, "on somewhere", "off everywhere")
 STALENESS = (ANY, "stale", "potentially stale", "active")
@@ -43,11 +41,11 @@ def can_change(actor: Actor) -> bool:
 
 
 def listing() -> FlagListing:
-    """Return the flags from Unleash (cached a few seconds), or the last known state when it is down."""
-    return _listing(settings_key(get_settings()))
+    """Return the flags from Unleash (cached, dropped after a change), or the last known state when it is down."""
+    return _listing(reads.configuration())
 
 
-@st.cache_data(ttl=LISTING_TTL, show_spinner=False)
+@reads.cached
 def _listing(settings: str) -> FlagListing:
     return flag_service().list_flags()
 
@@ -57,24 +55,12 @@ def forget_listing() -> None:
     _listing.clear()
 
 
-def age_text(seconds: float) -> str:
-    """Say how old something is in words a person reads at a glance."""
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 90 * 60:
-        return f"{seconds // 60} min"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} days"
-
-
 def down_banner(shown: FlagListing, now: datetime | None = None) -> str:
     """Return the banner shown when the flags come from the last known state."""
     fetched = shown.catalog.fetched_at
     return (
         f"Unleash is not answering ({shown.problem}). Showing the last known state from "
-        f"{fetched:%Y-%m-%d %H:%M:%S} UTC, {age_text(shown.age_seconds(now))} old. Changes are refused until "
+        f"{fetched:%Y-%m-%d %H:%M:%S} UTC, {formats.age(shown.age_seconds(now))} old. Changes are refused until "
         "Unleash answers again."
     )
 
@@ -88,6 +74,22 @@ class FlagFilters:
     types: list[str] = field(default_factory=list)
     state: str = ANY
     staleness: str = ANY
+
+
+def flag_names(catalog: FlagCatalog) -> list[str]:
+    """Return the names of the catalogue's flags, in its order."""
+    return [flag.name for flag in catalog.flags]
+
+
+def flag_types(catalog: FlagCatalog) -> list[str]:
+    """Return the types the catalogue's flags have, sorted."""
+    return sorted({flag.type for flag in catalog.flags})
+
+
+def shown_caption(shown: list[Flag], shown_listing: FlagListing) -> str:
+    """Say how many of the flags the filters leave, and how long ago they were read."""
+    catalog = shown_listing.catalog
+    return f"{len(shown)} of {len(catalog.flags)} flags · read {formats.age(shown_listing.age_seconds())} ago"
 
 
 def staleness_of(flag: Flag) -> str:
@@ -148,6 +150,7 @@ def flags_table(flags: list[Flag], environments: list[str]) -> pd.DataFrame:
 def apply_change(actor: Actor, name: str, environment: str, action: str, percent: int, reason: str) -> str:
     """Make one change through the flag service and return the message that says what happened."""
     service = flag_service()
+    reason = widgets.audit_reason(reason)
     result: ChangeResult
     if action == "Set rollout %":
         result = service.set_rollout(
@@ -210,8 +213,3 @@ def history_tables(name: str) -> tuple[FlagHistory, pd.DataFrame, pd.DataFrame]:
         columns=["At", "Actor", "Action", "Outcome", "Environment", "Reason", "Detail"],
     )
     return history, events, audit
-
-
-def now() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(UTC)

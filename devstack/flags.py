@@ -29,7 +29,7 @@ def seed_flags(
     only_if_empty: bool = True,
     definitions: list[FlagDefinition] | None = None,
 ) -> int:
-    """Creates the registered flags with their per-environment states; returns how many it created."""
+    """Create the registered flags with their per-environment states; returns how many it created."""
     admin = UnleashAdmin(endpoint.api_url, endpoint.admin_token, timeout=10)
     try:
         existing = set(admin.flag_names(PROJECT))

@@ -140,7 +140,7 @@ class EmbeddedStack:
     # -- urls -------------------------------------------------------------------------------
 
     def urls(self) -> StackUrls:
-        """Returns the URLs the embedded servers listen on."""
+        """Return the URLs the embedded servers listen on."""
         return StackUrls(database_url=embedded_database_url(self.settings), redis_url=embedded_redis_url(self.settings))
 
     # -- status -----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class EmbeddedStack:
             return False
 
     def status(self) -> list[ComponentStatus]:
-        """Reports whether each embedded server is running, with its URL and pid."""
+        """Report whether each embedded server is running, with its URL and pid."""
         urls = self.urls()
         pg_pid, valkey_pid = self._pg_pid(), self._valkey_pid()
         return [
@@ -192,7 +192,7 @@ class EmbeddedStack:
     # -- up ---------------------------------------------------------------------------------
 
     def up(self, *, with_unleash: bool = False, with_prometheus: bool = False) -> StackUrls:
-        """Starts whatever is not running yet (and Unleash when asked and node exists); a second call is a no-op."""
+        """Start whatever is not running yet (and Unleash when asked and node exists); a second call is a no-op."""
         if self.settings.database_url or self.settings.redis_url:
             raise StackError(
                 "KROWOC_DATABASE_URL / KROWOC_REDIS_URL are set: real servers are configured, "
@@ -354,7 +354,7 @@ class EmbeddedStack:
     # -- down -------------------------------------------------------------------------------
 
     def down(self) -> list[str]:
-        """Stops the servers this stack started; returns what it stopped."""
+        """Stop the servers this stack started; returns what it stopped."""
         stopped: list[str] = []
         if prometheus_server.PrometheusServer(self.settings).down():
             stopped.append("prometheus")

@@ -51,7 +51,7 @@ class UnleashStatus:
 
 
 def node_version() -> tuple[int, int] | None:
-    """Returns the (major, minor) version of ``node`` on PATH, or None when there is none."""
+    """Return the (major, minor) version of ``node`` on PATH, or None when there is none."""
     node = shutil.which("node")
     if node is None:
         return None
@@ -64,7 +64,7 @@ def node_version() -> tuple[int, int] | None:
 
 
 def find_unleash_server() -> Path | None:
-    """Returns the ``dist/server.js`` of the globally installed unleash-server, or None."""
+    """Return the ``dist/server.js`` of the globally installed unleash-server, or None."""
     npm = shutil.which("npm")
     candidates: list[Path] = []
     if npm is not None:
@@ -120,7 +120,7 @@ class UnleashServer:
     # -- state ------------------------------------------------------------------------------
 
     def pid(self) -> int | None:
-        """Returns the pid of the server this folder started when it still runs, else None."""
+        """Return the pid of the server this folder started when it still runs, else None."""
         try:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -133,14 +133,14 @@ class UnleashServer:
         return pid if ours else None
 
     def status(self) -> UnleashStatus:
-        """Reports whether this server runs, with its URL and pid."""
+        """Report whether this server runs, with its URL and pid."""
         pid = self.pid()
         if pid is None:
             return UnleashStatus(False, f"{self.base_url}/api", None, missing_requirement() or str(self.root))
         return UnleashStatus(True, f"{self.base_url}/api", pid, str(self.root))
 
     def endpoint(self) -> UnleashEndpoint | None:
-        """Returns the URL and tokens of this server when it was set up once, else None."""
+        """Return the URL and tokens of this server when it was set up once, else None."""
         try:
             tokens = json.loads(self.tokens_file.read_text())
         except (OSError, ValueError):
@@ -167,7 +167,7 @@ class UnleashServer:
     # -- up / down --------------------------------------------------------------------------
 
     def up(self, *, timeout: float = START_TIMEOUT) -> UnleashEndpoint:
-        """Starts the server unless it runs already, waits for ``/health`` and returns its endpoint."""
+        """Start the server unless it runs already, waits for ``/health`` and returns its endpoint."""
         self.root.mkdir(parents=True, exist_ok=True)
         tokens = self._tokens()
         if self.pid() is not None:
@@ -244,7 +244,7 @@ class UnleashServer:
         return f"log {self.log}: " + " | ".join(lines)
 
     def ensure_database(self) -> None:
-        """Creates the server's database on its PostgreSQL when it does not exist yet."""
+        """Create the server's database on its PostgreSQL when it does not exist yet."""
         base, _, name = self.database_url.rpartition("/")
         name = name.split("?", 1)[0]
         with psycopg.connect(f"{base}/postgres", autocommit=True, connect_timeout=5) as conn:
@@ -253,7 +253,7 @@ class UnleashServer:
                 conn.execute(f'CREATE DATABASE "{name}"')
 
     def down(self) -> bool:
-        """Stops the server this folder started; returns whether one was running."""
+        """Stop the server this folder started; returns whether one was running."""
         pid = self.pid()
         if pid is None:
             return False
@@ -273,13 +273,13 @@ class UnleashServer:
 
 
 def embedded_server(settings: Settings, database_url: str) -> UnleashServer:
-    """Returns the embedded stack's Unleash: under ``state_dir/unleash``, on its own database."""
+    """Return the embedded stack's Unleash: under ``state_dir/unleash``, on its own database."""
     base, _, _ = database_url.rpartition("/")
     return UnleashServer(settings.state_dir / "unleash", settings.embedded_unleash_port, f"{base}/{UNLEASH_DATABASE}")
 
 
 def start_embedded(settings: Settings, database_url: str) -> str:
-    """Starts the embedded Unleash and seeds it once; returns a line saying what happened (never raises)."""
+    """Start the embedded Unleash and seeds it once; returns a line saying what happened (never raises)."""
     server = embedded_server(settings, database_url)
     try:
         endpoint = server.up()

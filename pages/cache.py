@@ -3,26 +3,21 @@
 import streamlit as st
 
 from core.cache.models import MemoryLevel
-from core.domain.exceptions import RedisUnavailable
-from dashboard import auth, cache, formats
+from dashboard import auth, cache, charts, formats, widgets
 
 st.title("Cache")
 actor = auth.current_actor()
 window_label = st.segmented_control(
-    "Hit-ratio window", list(cache.WINDOWS), default="5 min", key="cache.window", required=True
+    "Hit-ratio window", list(cache.WINDOWS), default=cache.DEFAULT_WINDOW, key="cache.window", required=True
 )
-minutes = cache.WINDOWS[window_label or "5 min"]
+minutes = cache.WINDOWS[window_label or cache.DEFAULT_WINDOW]
 
 
 @st.fragment(run_every="15s")
 def redis_panel() -> None:
     state = cache.redis_state(minutes)
     if state.down or state.figures is None:
-        st.error(
-            f"{cache.REDIS_DOWN}: {state.problem} Every other page keeps working from PostgreSQL "
-            "(the cache fails open); this page comes back when Redis answers.",
-            icon=":material/cloud_off:",
-        )
+        st.error(cache.down_message(state), icon=":material/cloud_off:")
         return
     figures, rates = state.figures, state.rates
     st.subheader(f"Redis {figures.server} {figures.version}")
@@ -31,24 +26,19 @@ def redis_panel() -> None:
     policy.metric("Eviction policy", figures.eviction_policy, border=True)
     ops.metric("Ops / s", formats.count(figures.ops_per_second), border=True)
     clients.metric("Clients", formats.count(figures.connected_clients), border=True)
-    fragmentation.metric(
-        "Fragmentation",
-        "—" if figures.fragmentation_ratio is None else f"{figures.fragmentation_ratio:.2f}",
-        border=True,
-    )
+    fragmentation.metric("Fragmentation", cache.fragmentation_text(figures), border=True)
     notice = cache.memory_notice(figures)
     if notice and figures.memory_level == MemoryLevel.ALARM:
         st.error(notice, icon=":material/warning:")
     elif notice:
         st.warning(notice, icon=":material/warning:")
     hit_ratio, evictions, expirations, keys = st.columns(4)
-    if rates is None:
-        st.caption("Rates appear from the next refresh on (they are deltas between two INFO samples).")
-    else:
-        st.caption(f"Rates over the last {rates.seconds:,.0f} s, from deltas of INFO's cumulative counters.")
+    st.caption(cache.rates_caption(rates))
     hit_ratio.metric("Keyspace hit ratio", formats.share(rates.hit_ratio if rates else None), border=True)
-    evictions.metric("Evictions / s", "—" if rates is None else f"{rates.evictions_per_second:,.2f}", border=True)
-    expirations.metric("Expirations / s", "—" if rates is None else f"{rates.expirations_per_second:,.2f}", border=True)
+    evictions.metric("Evictions / s", cache.per_second_text(rates.evictions_per_second if rates else None), border=True)
+    expirations.metric(
+        "Expirations / s", cache.per_second_text(rates.expirations_per_second if rates else None), border=True
+    )
     keys.metric("Keys", formats.count(figures.keys), border=True)
     if figures.cluster:
         st.caption(cache.cluster_caption(figures))
@@ -78,54 +68,41 @@ def redis_panel() -> None:
         )
         by = st.segmented_control(
             "Hit ratio over time by",
-            ["tier", "series"],
+            list(cache.RATIO_BY),
             default="tier",
             key="cache.ratio-by",
-            format_func={"tier": "tier", "series": "tier and namespace"}.__getitem__,
+            format_func=cache.RATIO_BY.__getitem__,
             required=True,
         )
-        st.plotly_chart(cache.ratio_chart(cache.ratio_over_time(minutes, by=by or "tier")), key="cache.ratio-chart")
+        ratio = cache.ratio_over_time(minutes, by=by or "tier")
+        st.plotly_chart(charts.hit_ratio_chart(ratio, cache.TIER_ORDER), key="cache.ratio-chart")
 
 
 redis_panel()
 
 st.subheader("Keys per namespace")
-try:
-    sample = cache.key_sample()
-except RedisUnavailable:
+sample = cache.key_sample()
+if sample is None:
     st.caption("No key sample while Redis is down.")
 else:
     st.caption(cache.sample_caption(sample))
     st.dataframe(cache.sample_frame(sample), hide_index=True, key="cache.sample")
     if len(sample.nodes) > 1:
         st.dataframe(cache.scan_frame(sample), hide_index=True, key="cache.sample-nodes")
-    if any(ns.ttls for ns in sample.namespaces):
-        st.plotly_chart(cache.ttl_chart(sample), key="cache.ttl-chart")
+    if cache.has_ttls(sample):
+        st.plotly_chart(charts.ttl_chart(sample), key="cache.ttl-chart")
 
 st.subheader("Look up a key")
 with st.form("cache.lookup"):
     key = st.text_input("Key", key="cache.lookup.key", placeholder=cache.example_key())
     looked = st.form_submit_button("Look up")
 if looked:
-    try:
+    with widgets.known_errors_shown():
         found = cache.lookup(key)
-    except RedisUnavailable as exc:
-        st.error(str(exc), icon=":material/cloud_off:")
-    else:
-        if not found.exists:
-            st.info(f"No key {found.key!r}.", icon=":material/search_off:")
+        if found.exists:
+            st.json(cache.lookup_summary(found))
         else:
-            st.json(
-                {
-                    "key": found.key,
-                    **({"node": found.node} if found.node else {}),
-                    "type": found.type,
-                    "ttl": cache.ttl_text(found.ttl_seconds) if found.ttl_seconds is not None else "no expiry",
-                    "size": cache.bytes_text(found.size_bytes or 0),
-                    "length": found.length,
-                    "preview (secrets masked)": found.preview,
-                }
-            )
+            st.info(f"No key {found.key!r}.", icon=":material/search_off:")
 
 st.subheader("Invalidate")
 if not cache.may_invalidate(actor):
@@ -138,14 +115,9 @@ else:
         reason = st.text_input("Reason (goes into the audit log)", key="cache.reason", max_chars=1000)
         confirmed = st.checkbox("I understand every key of it will be reloaded from PostgreSQL", key="cache.confirm")
         submitted = st.form_submit_button("Invalidate", type="primary")
-    if submitted:
-        if not confirmed:
-            st.warning("Tick the confirmation first: nothing was invalidated.", icon=":material/warning:")
-        else:
-            try:
-                result = cache.invalidate(actor, target, reason)
-            except RedisUnavailable as exc:
-                st.error(str(exc), icon=":material/cloud_off:")
-            else:
-                moved = ", ".join(f"{name} → v{version}" for name, version in result.versions.items())
-                st.success(f"Invalidated {result.target}: {moved}. Recorded in the audit log.", icon=":material/done:")
+    if submitted and not confirmed:
+        st.warning("Tick the confirmation first: nothing was invalidated.", icon=":material/warning:")
+    elif submitted:
+        with widgets.known_errors_shown():
+            result = cache.invalidate(actor, target, reason)
+            st.success(cache.invalidated_message(result), icon=":material/done:")

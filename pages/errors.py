@@ -2,44 +2,31 @@
 
 import streamlit as st
 
-from core.executions.spikes import detect_spikes
-from dashboard import auth, formats, operate, widgets
-from queries import errors
+from dashboard import auth, charts, errors, formats, live, providers, widgets
 
 st.title("Errors")
 actor = auth.current_actor()
-window = operate.checked(widgets.time_window())
-provider, model = operate.provider_model_filter("errors")
+window = widgets.time_window(within_retention=True)
+provider, model = widgets.provider_model_filter("errors")
+rates = errors.error_rates(window, provider, model)
 
-by_category = operate.error_rate_by_category(window, provider, model)
-totals = errors.total_error_rate(by_category)
-spikes = detect_spikes(totals)
-executions, failed = int(totals["executions"].sum()), int(totals["errors"].sum())
-
-if executions == 0:
+if rates.executions == 0:
     st.info("No executions in this range.", icon=":material/info:")
 else:
     volume, rate, spike_count = st.columns(3)
-    volume.metric("Executions", formats.count(executions), border=True)
-    rate.metric("Error rate", formats.share(failed / executions), border=True, help="Failed and timed-out executions.")
-    spike_count.metric("Spikes", formats.count(len(spikes)), border=True, help="Where the rate left its baseline.")
+    volume.metric("Executions", formats.count(rates.executions), border=True)
+    rate.metric("Error rate", formats.share(rates.rate), border=True, help="Failed and timed-out executions.")
+    spike_count.metric(
+        "Spikes", formats.count(len(rates.spikes)), border=True, help="Where the rate left its baseline."
+    )
     st.subheader("Error rate by category")
-    st.plotly_chart(operate.stacked_error_rate(by_category, spikes, window), key="errors-by-category")
-    if not spikes.empty:
-        first = spikes["bucket_start"].iloc[-1]
-        st.warning(
-            f"The error rate left its baseline at {first:%Y-%m-%d %H:%M} UTC "
-            f"({spikes['rate'].iloc[-1]:.1%} against {spikes['baseline'].iloc[-1]:.1%}).",
-            icon=":material/crisis_alert:",
-        )
+    st.plotly_chart(charts.stacked_error_rate(rates.by_category, rates.spikes, window), key="errors-by-category")
+    if rates.spike_notice:
+        st.warning(rates.spike_notice, icon=":material/crisis_alert:")
 
     st.subheader("New and escalating categories", help="Against the previous window of the same length.")
-    changes = operate.category_changes(window, provider, model)
-    changes["executions"] = [
-        operate.executions_link(window, category=c, provider=provider, model=model) for c in changes["category"]
-    ]
     st.dataframe(
-        changes,
+        errors.category_changes(window, provider, model),
         hide_index=True,
         key="errors-changes",
         column_config={
@@ -51,12 +38,8 @@ else:
     )
 
     st.subheader("Top errors per category")
-    top = operate.top_errors(window, provider, model)
-    top["executions_link"] = [
-        operate.executions_link(window, category=c, provider=provider, model=model) for c in top["category"]
-    ]
     st.dataframe(
-        top,
+        errors.top_errors(window, provider, model),
         hide_index=True,
         key="errors-top",
         column_config={
@@ -66,13 +49,13 @@ else:
     )
 
 st.subheader("Provider health")
-operate.provider_health(actor, key="errors.health")
+providers.provider_health(actor, key="errors.health")
 
 
-@st.fragment(run_every=operate.LIVE_EVERY)
-def live() -> None:
+@st.fragment(run_every=live.LIVE_EVERY)
+def live_errors() -> None:
     st.subheader("Live, from Prometheus")
-    operate.live_panel(operate.draw_errors_live)
+    live.live_panel(live.api_errors)
 
 
-live()
+live_errors()

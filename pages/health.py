@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import admin
+from dashboard import health
 
 st.title("Health")
 st.caption("PostgreSQL is required; the other parts degrade the pages that use them and nothing else.")
@@ -10,10 +10,10 @@ st.caption("PostgreSQL is required; the other parts degrade the pages that use t
 
 @st.fragment(run_every="15s")
 def dependencies() -> None:
-    status, results = admin.health()
+    status, results = health.checks()
     st.metric("Overall", status.value, border=True)
-    st.badge(status.value, icon=admin.STATUS_ICONS[status], color=admin.STATUS_COLORS[status])
-    st.dataframe(admin.status_style(admin.health_frame(results)), hide_index=True, width="stretch")
+    st.badge(status.value, icon=health.STATUS_ICONS[status], color=health.STATUS_COLORS[status])
+    st.dataframe(health.status_table(results), hide_index=True, width="stretch")
 
 
 dependencies()

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from dashboard import auth, formats, operate, widgets
-from queries.latency import RELATIVE_ERROR_BOUND, Metric, SeriesBy
+from dashboard import auth, charts, latency, live, widgets
+from queries.latency import Metric, SeriesBy
 
 st.title("Latency")
 actor = auth.current_actor()
-window = operate.checked(widgets.time_window())
-provider, model = operate.provider_model_filter("latency")
+window = widgets.time_window(within_retention=True)
+provider, model = widgets.provider_model_filter("latency")
 left, right = st.columns(2)
 by = SeriesBy(
     left.segmented_control(
@@ -16,39 +16,31 @@ by = SeriesBy(
     )
     or SeriesBy.ALL.value
 )
-quantiles = right.multiselect(
-    "Percentiles", ["p50", "p90", "p95", "p99"], default=["p50", "p95", "p99"], key="latency.q"
-)
-st.caption(
-    f"Percentiles from the rollups' histograms: within {RELATIVE_ERROR_BOUND:.2%} of the exact value at the "
-    f"percentile's rank; one point per {operate.grain_of(window).value}."
-)
+quantiles = right.multiselect("Percentiles", latency.PERCENTILES, default=latency.SHOWN_BY_DEFAULT, key="latency.q")
+shown = quantiles or ["p95"]
+st.caption(latency.bound_caption(window))
 
-latency = operate.percentiles(window, Metric.LATENCY, by, provider, model)
-if latency.empty:
+execution_latency = latency.percentiles(window, Metric.LATENCY, by, provider, model)
+if execution_latency.empty:
     st.info("No execution finished in this range.", icon=":material/info:")
 else:
     st.plotly_chart(
-        operate.percentile_chart(latency, quantiles or ["p95"], window, "Execution latency"), key="latency-percentiles"
+        charts.percentile_chart(execution_latency, shown, window, "Execution latency"), key="latency-percentiles"
     )
-    ttfb = operate.percentiles(window, Metric.TTFB, by, provider, model)
+    ttfb = latency.percentiles(window, Metric.TTFB, by, provider, model)
+    st.plotly_chart(charts.percentile_chart(ttfb, shown, window, "Time to first token"), key="latency-ttfb")
     st.plotly_chart(
-        operate.percentile_chart(ttfb, quantiles or ["p95"], window, "Time to first token"), key="latency-ttfb"
-    )
-    st.plotly_chart(
-        operate.distribution_chart(operate.distribution(window, Metric.LATENCY, provider, model), "Distribution"),
+        charts.distribution_chart(latency.distribution(window, Metric.LATENCY, provider, model), "Distribution"),
         key="latency-distribution",
     )
     st.subheader("Slowest executions")
-    slowest = operate.slowest(window, provider, model)
-    slowest["latency"] = [formats.duration_ms(v) for v in slowest["latency_ms"]]
-    st.dataframe(slowest, hide_index=True, key="latency-slowest")
+    st.dataframe(latency.slowest(window, provider, model), hide_index=True, key="latency-slowest")
 
 
-@st.fragment(run_every=operate.LIVE_EVERY)
-def live() -> None:
+@st.fragment(run_every=live.LIVE_EVERY)
+def live_response_times() -> None:
     st.subheader("Live API response times, from Prometheus")
-    operate.live_panel(operate.draw_api_live)
+    live.live_panel(live.api_response_times)
 
 
-live()
+live_response_times()

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from dashboard import auth, charts, data, formats, operate, widgets
+from dashboard import auth, charts, formats, overview, providers, widgets
 
 st.title("Overview")
 actor = auth.current_actor()
 window = widgets.time_window()
-totals = data.execution_totals(window)
-pulse = data.platform_pulse()
+totals = overview.execution_totals(window)
+pulse = overview.platform_pulse()
 
 if totals.executions == 0:
     st.info("No executions in this range.", icon=":material/info:")
@@ -33,44 +33,39 @@ else:
         border=True,
         help=f"{formats.usd(totals.cost_per_execution_usd)} per execution on average.",
     )
-    series = data.executions_over_time(window)
-    incidents = data.incidents(series)
+    timeline = overview.timeline(window)
     st.plotly_chart(
         charts.overview_timeline(
-            series,
-            data.p95_latency_over_time(window),
+            timeline.executions,
+            timeline.latency,
             window=totals.window,
             grain=totals.grain,
-            incidents=incidents,
+            incidents=timeline.incidents,
         ),
         key="overview-timeline",
     )
-    if not incidents.empty:
-        first = incidents["bucket_start"].iloc[0]
-        st.caption(
-            f"{len(incidents)} incident marker(s): the error rate left its baseline, first at "
-            f"{first:%Y-%m-%d %H:%M} UTC. The Errors page breaks them down by category."
-        )
+    if not timeline.incidents.empty:
+        st.caption(overview.incidents_caption(timeline.incidents))
 
 cache_ratio, flags_changed, dependencies = st.columns(3)
 cache_ratio.metric(
     "Cache hit ratio (5 min)",
-    "Redis down" if pulse.cache_down else formats.share(pulse.cache_hit_ratio),
+    overview.cache_hit_ratio_text(pulse),
     border=True,
     help="Hits per lookup over every cache tier and namespace in the last five minutes.",
 )
 flags_changed.metric(
     "Flags changed (24 h)",
-    "—" if pulse.flags_changed_24h is None else formats.count(pulse.flags_changed_24h),
+    overview.flags_changed_text(pulse),
     border=True,
     help="Feature flags toggled or re-rolled from this dashboard in the last 24 hours (audit log).",
 )
 dependencies.metric(
     "Dependencies",
-    pulse.health.value + (f": {', '.join(pulse.unhealthy)} down" if pulse.unhealthy else ""),
+    overview.dependencies_text(pulse),
     border=True,
     help="The Health page has every dependency's check.",
 )
 
 st.subheader("Providers")
-operate.provider_health(actor, key="overview.provider-health")
+providers.provider_health(actor, key="overview.provider-health")

@@ -1,6 +1,6 @@
 """The Errors page's reads: error rate by category over time, top errors, new and escalating categories.
 
-Grain follows the range as on the Overview (``queries.overview.grain_for``): the minute rollup
+Grain and bounds follow the range as on the Overview (``queries.grain``): the minute rollup
 for windows of up to six hours, the hourly summaries beyond (``execution_latency_hour``: one
 row per hour and series with its errors per category), each window widened to whole buckets.
 An error is an execution with an error category (failed or timed out); the rate's denominator is
@@ -13,18 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, text
 
 from core.domain.catalog import KNOWN_MODELS, PROVIDERS
 from core.domain.exceptions import InvalidInput
 from core.domain.models import ErrorCategory, TimeWindow
 from queries.frames import frame_of
-from queries.overview import Grain, grain_for, whole_buckets
+from queries.grain import PROVIDER_MODEL_FILTER, Grain, bounds, sql_for, summary_rows
 
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in ErrorCategory)
 TOP_ERRORS_LIMIT = 20
@@ -60,22 +59,6 @@ def check_retention(window: TimeWindow, *, retention: timedelta, now: datetime |
         )
 
 
-def _bounds(window: TimeWindow, grain: Grain | None) -> tuple[Grain, dict[str, Any]]:
-    chosen = grain or grain_for(window)
-    span = whole_buckets(window, chosen)
-    return chosen, {"start": span.start, "end": span.end, "step": chosen.step}
-
-
-@cache
-def _for_grain(template: str, grain: Grain) -> TextClause:
-    # Only the rollup's table name, from the Grain enum, is put into the SQL text.
-    return text(template.format(rollup=grain.table))
-
-
-_FILTERS = """
-      AND (CAST(:provider AS text) IS NULL OR provider = :provider)
-      AND (CAST(:model AS text) IS NULL OR model = :model)"""
-
 ERROR_RATE_BY_CATEGORY = (
     """
 WITH buckets AS (
@@ -88,7 +71,7 @@ grouped AS (
     SELECT bucket_start, error_category, sum(executions) AS n
     FROM {rollup}
     WHERE bucket_start >= :start AND bucket_start < :end"""
-    + _FILTERS
+    + PROVIDER_MODEL_FILTER
     + """
     GROUP BY bucket_start, error_category
 ),
@@ -118,21 +101,6 @@ ORDER BY bucket_start
 """
 
 
-def summary_rows(provider: str | None, model: str | None, *, each: str | None = None) -> str:
-    """Which rows of the hourly summaries answer for a provider/model filter (a SQL condition).
-
-    A named model reads that model's rows, a provider alone its '*' row, neither the platform's
-    '*' row; ``each="model"`` or ``"provider"`` asks for one row per model or provider instead.
-    Only bound parameters (``:provider``, ``:model``) carry the caller's values.
-    """
-    provider_filter = "(CAST(:provider AS text) IS NULL OR provider = :provider)"
-    if each == "model" or model is not None:
-        return f"model <> '*' AND {provider_filter} AND (CAST(:model AS text) IS NULL OR model = :model)"
-    if each == "provider" or provider is not None:
-        return f"provider <> '*' AND model = '*' AND {provider_filter}"
-    return "provider = '*' AND model = '*'"
-
-
 def error_rate_by_category(
     conn: Connection,
     window: TimeWindow,
@@ -148,10 +116,10 @@ def error_rate_by_category(
     ``executions`` (all executions of the bucket), ``rate`` (0..1, NaN without executions).
     """
     check_filters(provider, model)
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     filters = {"provider": provider, "model": model}
     if chosen is Grain.MINUTE:
-        rows = conn.execute(_for_grain(ERROR_RATE_BY_CATEGORY, chosen), {**params, **filters})
+        rows = conn.execute(sql_for(ERROR_RATE_BY_CATEGORY, chosen), {**params, **filters})
         frame = frame_of(rows.all(), ["bucket_start", "category", "errors", "executions"], times=["bucket_start"])
     else:
         hours = conn.execute(
@@ -219,7 +187,7 @@ WITH failed AS (
            count(*) AS executions, max(created_at) AS last_seen_at
     FROM prompt_executions
     WHERE error_category = ANY(:categories) AND created_at >= :start AND created_at < :end"""
-    + _FILTERS
+    + PROVIDER_MODEL_FILTER
     + """
     GROUP BY 1, 2, 3
 )"""
@@ -260,7 +228,7 @@ def top_errors(
     limit: int = 5,
     grain: Grain | None = None,
 ) -> pd.DataFrame:
-    """The most frequent error codes and messages per category in the window.
+    """Return the most frequent error codes and messages per category in the window.
 
     Minute grain: the failed executions of the (whole-minute) window, through the
     ``(error_category, created_at)`` index. Hour grain: ``execution_error_hour``. Columns:
@@ -270,7 +238,7 @@ def top_errors(
     check_filters(provider, model, category)
     if not 1 <= limit <= TOP_ERRORS_LIMIT:
         raise InvalidInput(f"Show between 1 and {TOP_ERRORS_LIMIT} errors per category, not {limit}.")
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     if chosen is Grain.MINUTE:
         sql = TOP_ERRORS_RAW + _RANKED
     else:
@@ -338,15 +306,15 @@ def category_changes(
     when there was none before), ``trend``; sorted with new and escalating first.
     """
     check_filters(provider, model)
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     params["previous_start"] = params["start"] - (params["end"] - params["start"])
     filters = {"provider": provider, "model": model}
     # One pass over the window and the one before: every category's errors now and before, '' being the rest.
     if chosen is Grain.MINUTE:
-        sql = CATEGORY_TOTALS.format(rollup=chosen.table) + _FILTERS + "\nGROUP BY error_category"
+        sql = sql_for(CATEGORY_TOTALS + PROVIDER_MODEL_FILTER + "\nGROUP BY error_category", chosen)
     else:
-        sql = CATEGORY_TOTALS_PER_HOUR.format(rows=summary_rows(provider, model))
-    rows = conn.execute(text(sql), {**params, **filters}).all()
+        sql = text(CATEGORY_TOTALS_PER_HOUR.format(rows=summary_rows(provider, model)))
+    rows = conn.execute(sql, {**params, **filters}).all()
     executions = sum(int(r.errors) for r in rows)
     previous_executions = sum(int(r.previous_errors) for r in rows)
     totals = [tuple(r) for r in rows if r.error_category != ""]

@@ -1,5 +1,7 @@
-"""Support's reads of raw executions: search one user's (or everyone's) executions, one execution's
-detail, the executions around it, and a CSV export of a search.
+"""Support's reads of raw executions: search, one execution's detail and neighbours, CSV export.
+
+It searches one user's (or everyone's) executions, reads one execution's detail and the
+executions around it, and exports a search as CSV.
 
 Unlike the charts, these read ``prompt_executions`` itself, row by row, so every query is shaped to
 an index: a user's executions come from ``ix_prompt_executions_user_id_created_at`` (newest first),

@@ -6,16 +6,15 @@ bucket holding the ``percentile_cont`` rank q * (n - 1). Every histogram bucket 
 wide, so a reported percentile is within ``RELATIVE_ERROR_BOUND`` (sqrt(1.04) - 1 = 1.98 %) of
 the value at that rank; the tests check it against exact ``percentile_cont`` on the raw rows.
 
-Grain follows the range: the minute rollup's histograms merged per minute and series for windows
-of up to six hours, ``execution_latency_hour`` (per hour, provider and model, with '*' rows for
-"all", quantiles precomputed) beyond. Latency counts every execution that has one, whatever its
-status; TTFB only exists for executions that streamed a first token.
+Grain and bounds follow the range (``queries.grain``): the minute rollup's histograms merged per
+minute and series for windows of up to six hours, ``execution_latency_hour`` (per hour, provider
+and model, with '*' rows for "all", quantiles precomputed) beyond. Latency counts every execution
+that has one, whatever its status; TTFB only exists for executions that streamed a first token.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +23,10 @@ from sqlalchemy import Connection, text
 from core.domain.exceptions import InvalidInput
 from core.domain.histogram import RELATIVE_ERROR_BOUND, bucket_bounds
 from core.domain.models import TimeWindow
-from queries.errors import check_filters, summary_rows
+from queries.errors import check_filters
 from queries.frames import frame_of
-from queries.overview import Grain, bucket_midpoints, grain_for, whole_buckets
+from queries.grain import PROVIDER_MODEL_FILTER, Grain, bounds, summary_rows
+from queries.overview import bucket_midpoints
 
 __all__ = [
     "RELATIVE_ERROR_BOUND",
@@ -56,21 +56,11 @@ class SeriesBy(StrEnum):
     MODEL = "model"
 
 
-def _bounds(window: TimeWindow, grain: Grain | None) -> tuple[Grain, dict[str, Any]]:
-    chosen = grain or grain_for(window)
-    span = whole_buckets(window, chosen)
-    return chosen, {"start": span.start, "end": span.end}
-
-
 _SERIES_SQL = {
     SeriesBy.ALL: "'all'",
     SeriesBy.PROVIDER: "provider",
     SeriesBy.MODEL: "provider || '/' || model",
 }
-
-_FILTERS = """
-      AND (CAST(:provider AS text) IS NULL OR provider = :provider)
-      AND (CAST(:model AS text) IS NULL OR model = :model)"""
 
 
 def _picks() -> str:
@@ -85,7 +75,7 @@ WITH entries AS (
     SELECT bucket_start, {series} AS series, unnest({metric}_buckets) AS bucket, unnest({metric}_counts) AS n
     FROM execution_rollup_minute
     WHERE bucket_start >= :start AND bucket_start < :end"""
-    + _FILTERS
+    + PROVIDER_MODEL_FILTER
     + """
 ),
 histogram AS (
@@ -140,7 +130,7 @@ def latency_percentiles(
     reads that model's rows; a model is one series, so it needs no merging.
     """
     check_filters(provider, model)
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     params.update(provider=provider, model=model)
     if chosen is Grain.MINUTE:
         sql = PERCENTILES_PER_MINUTE.format(series=_SERIES_SQL[by], metric=metric.value)
@@ -166,7 +156,7 @@ FROM (
     SELECT unnest({metric}_buckets) AS bucket, unnest({metric}_counts) AS n
     FROM execution_rollup_minute
     WHERE bucket_start >= :start AND bucket_start < :end"""
-    + _FILTERS
+    + PROVIDER_MODEL_FILTER
     + """
 ) AS entries
 GROUP BY bucket
@@ -200,7 +190,7 @@ def latency_distribution(
     Columns: ``bucket`` (index), ``low_ms``, ``high_ms`` (the bucket's bounds), ``executions``.
     """
     check_filters(provider, model)
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     params.update(provider=provider, model=model)
     if chosen is Grain.MINUTE:
         sql = DISTRIBUTION_PER_MINUTE.format(metric=metric.value)
@@ -210,9 +200,9 @@ def latency_distribution(
     frame = pd.DataFrame(result, columns=["bucket", "executions"])
     frame["bucket"] = frame["bucket"].astype(np.int64)
     frame["executions"] = frame["executions"].astype(np.int64)
-    bounds = [bucket_bounds(int(b)) for b in frame["bucket"]]
-    frame["low_ms"] = [low for low, _ in bounds]
-    frame["high_ms"] = [high for _, high in bounds]
+    edges = [bucket_bounds(int(b)) for b in frame["bucket"]]
+    frame["low_ms"] = [low for low, _ in edges]
+    frame["high_ms"] = [high for _, high in edges]
     return frame[["bucket", "low_ms", "high_ms", "executions"]]
 
 
@@ -221,7 +211,7 @@ SLOWEST = (
 SELECT id, created_at, provider, model, status, latency_ms, ttfb_ms, error_category, request_id
 FROM prompt_executions
 WHERE created_at >= :start AND created_at < :end AND latency_ms IS NOT NULL"""
-    + _FILTERS
+    + PROVIDER_MODEL_FILTER
     + """
 ORDER BY latency_ms DESC, created_at DESC
 LIMIT :limit
@@ -237,7 +227,7 @@ def slowest_executions(
     model: str | None = None,
     limit: int = 20,
 ) -> pd.DataFrame:
-    """The slowest executions of the exact window, slowest first (at most 100).
+    """Return the slowest executions of the exact window, slowest first (at most 100).
 
     Reads the raw table through ``ix_prompt_executions_latency_ms`` (latency descending, then
     created_at) for long windows, or the created_at BRIN index and a top-N sort for short ones;

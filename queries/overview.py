@@ -8,9 +8,8 @@ rollup's histograms already merged across statuses and categories).
 
 Conventions shared by the queries here:
 
-- Grain: the minute rollup for windows of up to six hours, the hour rollup beyond
-  (``grain_for``). A window is widened to whole buckets of its grain (``whole_buckets``): a
-  rollup bucket is either read entirely or not at all.
+- Grain and bounds: as every rollup read (``queries.grain``), the minute rollup for windows of up
+  to six hours, the hour rollup beyond, each window widened to whole buckets of its grain.
 - Errors: an execution counts as an error when the rollup row has an error category
   (``error_category <> ''``). The platform sets a category exactly on the failed and
   timed-out executions, so this is the same as ``status IN ('failed', 'timed_out')``; counting
@@ -27,10 +26,7 @@ Conventions shared by the queries here:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -40,46 +36,7 @@ from sqlalchemy import Connection, Result, TextClause, text
 
 from core.domain.histogram import MAX_BUCKET, bucket_midpoint
 from core.domain.models import TimeWindow
-
-MINUTE_GRAIN_LIMIT = timedelta(hours=6)
-"""The longest window read from the minute rollup; longer ones read the hour rollup."""
-
-
-class Grain(StrEnum):
-    """The time bucket a query reads and returns: one rollup table per grain."""
-
-    MINUTE = "minute"
-    HOUR = "hour"
-
-    @property
-    def table(self) -> str:
-        """The rollup table of this grain."""
-        return f"execution_rollup_{self.value}"
-
-    @property
-    def step(self) -> timedelta:
-        """The length of one bucket."""
-        return timedelta(minutes=1) if self is Grain.MINUTE else timedelta(hours=1)
-
-
-def grain_for(window: TimeWindow) -> Grain:
-    """Choose the rollup to read for a window: minutes up to six hours, hours beyond."""
-    return Grain.MINUTE if window.span <= MINUTE_GRAIN_LIMIT else Grain.HOUR
-
-
-def whole_buckets(window: TimeWindow, grain: Grain) -> TimeWindow:
-    """Widen a window to whole buckets of a grain: start rounded down, end rounded up, in UTC."""
-    start = _floor(window.start, grain)
-    end = _floor(window.end, grain)
-    if end < window.end.astimezone(UTC):
-        end += grain.step
-    return TimeWindow(start=start, end=end)
-
-
-def _floor(moment: datetime, grain: Grain) -> datetime:
-    utc = moment.astimezone(UTC).replace(second=0, microsecond=0)
-    return utc.replace(minute=0) if grain is Grain.HOUR else utc
-
+from queries.grain import Grain, bounds, sql_for
 
 PLATFORM_PER_BUCKET: dict[Grain, str] = {
     # Per minute: every provider, model, status and category of the minute rollup, summed.
@@ -100,17 +57,9 @@ PLATFORM_PER_BUCKET: dict[Grain, str] = {
 """Platform-wide figures per time bucket: one row per bucket that has executions."""
 
 
-@cache
-def _for_grain(template: str, grain: Grain) -> TextClause:
-    # The only values put into the SQL text come from this module (the Grain enum's table and the
-    # per-bucket source above); everything from the caller travels as a bound parameter.
-    return text(template.format(rollup=grain.table, platform=PLATFORM_PER_BUCKET[grain]))
-
-
-def _bounds(window: TimeWindow, grain: Grain | None) -> tuple[Grain, dict[str, Any]]:
-    chosen = grain or grain_for(window)
-    span = whole_buckets(window, chosen)
-    return chosen, {"start": span.start, "end": span.end, "step": chosen.step}
+def _platform_sql(template: str, grain: Grain) -> TextClause:
+    # ``{platform}`` becomes this module's per-bucket source of the grain.
+    return sql_for(template, grain, platform=PLATFORM_PER_BUCKET[grain])
 
 
 def _columns(result: Result[Any]) -> dict[str, tuple[Any, ...]]:
@@ -164,14 +113,14 @@ ORDER BY b.bucket_start
 
 
 def executions_over_time(conn: Connection, window: TimeWindow, *, grain: Grain | None = None) -> pd.DataFrame:
-    """Executions, errors, executions per minute and error rate per time bucket, from a rollup.
+    """Return executions, errors, executions per minute and error rate per time bucket, from a rollup.
 
     One row per bucket of the (whole-bucket) window, empty buckets included with zero
     executions and a missing (NaN) error rate. Columns: ``bucket_start`` (UTC),
     ``executions``, ``errors``, ``executions_per_minute``, ``error_rate`` (0..1).
     """
-    chosen, params = _bounds(window, grain)
-    columns = _columns(conn.execute(_for_grain(EXECUTIONS_OVER_TIME, chosen), params))
+    chosen, params = bounds(window, grain)
+    columns = _columns(conn.execute(_platform_sql(EXECUTIONS_OVER_TIME, chosen), params))
     return pd.DataFrame(
         {
             "bucket_start": _utc_times(columns["bucket_start"]),
@@ -261,7 +210,7 @@ def bucket_midpoints(buckets: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def latency_quantile_over_time(
     conn: Connection, window: TimeWindow, *, q: float = 0.95, grain: Grain | None = None
 ) -> pd.DataFrame:
-    """The q-quantile of execution latency per time bucket, q being one of ``LATENCY_QUANTILES``.
+    """Return the q-quantile of execution latency per time bucket, q being one of ``LATENCY_QUANTILES``.
 
     Minutes: the minute rollup's histograms merged per minute. Hours: the platform-wide rows of
     ``execution_latency_hour``, where the merged hourly histograms' quantiles are kept. One row
@@ -271,7 +220,7 @@ def latency_quantile_over_time(
     if q not in LATENCY_QUANTILES:
         offered = ", ".join(str(known) for known in LATENCY_QUANTILES)
         raise ValueError(f"the latency quantile must be one of {offered}, not {q}")
-    chosen, params = _bounds(window, grain)
+    chosen, params = bounds(window, grain)
     if chosen is Grain.HOUR:
         sql = text(LATENCY_QUANTILE_PER_HOUR.format(quantile=LATENCY_QUANTILES[q]))
         columns = _columns(conn.execute(sql, params))
@@ -289,7 +238,7 @@ def latency_quantile_over_time(
 
 
 def p95_latency_over_time(conn: Connection, window: TimeWindow, *, grain: Grain | None = None) -> pd.DataFrame:
-    """The p95 execution latency per time bucket (see ``latency_quantile_over_time``)."""
+    """Return the p95 execution latency per time bucket (see ``latency_quantile_over_time``)."""
     return latency_quantile_over_time(conn, window, q=0.95, grain=grain)
 
 
@@ -368,9 +317,9 @@ WINDOW_LATENCY_QUANTILE: dict[Grain, str] = {
 
 
 def execution_totals(conn: Connection, window: TimeWindow, *, grain: Grain | None = None) -> ExecutionTotals:
-    """Executions, errors, latency sum and p95, and cost over a whole-bucket window, from the rollups."""
-    chosen, params = _bounds(window, grain)
-    sums = conn.execute(_for_grain(EXECUTION_SUMS, chosen), params).one()
+    """Return executions, errors, latency sum and p95, and cost over a whole-bucket window, from the rollups."""
+    chosen, params = bounds(window, grain)
+    sums = conn.execute(_platform_sql(EXECUTION_SUMS, chosen), params).one()
     p95_bucket = conn.execute(text(WINDOW_LATENCY_QUANTILE[chosen]), {**params, "q": 0.95}).scalar_one_or_none()
     return ExecutionTotals(
         window=TimeWindow(start=params["start"], end=params["end"]),

@@ -1,85 +1,119 @@
-"""Shared fixtures: real PostgreSQL and Redis for the whole run, a fresh database per need.
+"""Shared fixtures: real PostgreSQL and Redis for the whole run, databases cloned from templates.
 
 Servers: ``KROWOC_TEST_DATABASE_URL`` / ``KROWOC_TEST_REDIS_URL`` when set (for example the
 machine's PostgreSQL 15 and Redis 7), else the embedded default, started for the run and stopped
-after it when the run started it. Each run makes its own databases (``krowoc_test_<run>_*``)
-and Redis key prefix and removes them at the end.
+after it when the run started it. Each run makes its own databases (``krowoc_test_<run>_*``, see
+``tests.support.databases``) and Redis key prefix, and removes them at the end.
+
+The run may be split over parallel workers (pytest-xdist, ``make test`` does): the controlling
+process starts the embedded stack before the workers and stops it, and sweeps the run's databases
+and keys, after them (one sweep, several drops at once); each worker has a key prefix of its own.
+
+Helpers that tests import live in ``tests.support``; this file holds fixtures only.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 
-from core.adapters import migrate
-from core.adapters.db import libpq_url, normalize_url
+from core.adapters.db import libpq_url
+from core.adapters.redis import make_redis
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
-from core.domain.models import Actor, AuditSource, Role
+from core.domain.models import Actor, Role
+from devstack.flags import seed_flags
 from devstack.stack import EmbeddedStack
+from devstack.unleash import UnleashServer
+from tests.support.databases import OPERATE_PLAN, RUN_ID, RUN_UID, SHARED_PLAN, WORKER, RunDatabases, SeedPlan
+from tests.support.network import free_port
+from tests.support.settings import actor, settings_for
+from tests.support.unleash import RunningUnleash, require_unleash
 
-RUN_ID = uuid.uuid4().hex[:8]
-_counter = itertools.count()
+RUN_KEY_PREFIX = f"krowoc-test-{RUN_ID}-"
+"""Every Redis key the run writes starts with this (then the worker's name)."""
+_STARTED_STACK = pytest.StashKey[bool]()
+
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 
 
-def require_tool(available: bool, what: str, install: str) -> None:
-    """Skips the test when a tool is missing, saying how to install it; in CI that is a failure."""
-    if available:
+def _embedded() -> EmbeddedStack:
+    return EmbeddedStack(Settings(database_url=None, redis_url=None))
+
+
+def _test_servers() -> tuple[str, str]:
+    """Return (PostgreSQL server URL, Redis URL): the configured test servers, else the embedded stack's."""
+    base = Settings()
+    if base.test_database_url and base.test_redis_url:
+        return base.test_database_url, base.test_redis_url
+    urls = _embedded().urls()
+    return base.test_database_url or urls.database_url, base.test_redis_url or urls.redis_url
+
+
+def _needs_the_embedded_stack() -> bool:
+    base = Settings()
+    return not (base.test_database_url and base.test_redis_url)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the parallel workers this process's run id, so the run's end can find all they made."""
+    if not _is_worker(config) and getattr(config.option, "testrunuid", "absent") is None:
+        config.option.testrunuid = RUN_UID
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the embedded stack once for the run, before any worker starts, unless it runs already."""
+    if _is_worker(session.config) or not _needs_the_embedded_stack():
         return
-    message = f"{what} is not available: {install}"
-    if get_settings().require_all_tools:
-        pytest.fail(message + " (KROWOC_REQUIRE_ALL_TOOLS is set, so nothing may skip)")
-    pytest.skip(message)
+    stack = _embedded()
+    if not stack.is_up():
+        stack.up()
+        session.config.stash[_STARTED_STACK] = True
 
 
-def require_binary(name: str, install: str) -> str:
-    """Returns the path of a program on PATH, or skips (fails in CI) saying how to install it."""
-    path = shutil.which(name)
-    require_tool(path is not None, name, install)
-    assert path is not None
-    return path
-
-
-def _with_db(url: str, name: str) -> str:
-    base, _, _ = normalize_url(url).rpartition("/")
-    return f"{base}/{name}"
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After every worker: drop the run's databases and keys, and stop the stack if the run started it."""
+    if _is_worker(session.config):
+        return
+    database_url, redis_url = _test_servers()
+    try:
+        RunDatabases(database_url).drop_run()
+        client = redis.Redis.from_url(redis_url)
+        try:
+            for key in client.scan_iter(match=f"{RUN_KEY_PREFIX}*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+    finally:
+        if session.config.stash.get(_STARTED_STACK, False):
+            _embedded().down()
 
 
 @pytest.fixture(scope="session")
-def servers() -> Iterator[tuple[str, str]]:
-    """Yields (PostgreSQL server URL, Redis URL) for the run: configured test servers or the embedded stack."""
-    base = Settings()
-    if base.test_database_url and base.test_redis_url:
-        yield base.test_database_url, base.test_redis_url
-        return
-    stack = EmbeddedStack(Settings(database_url=None, redis_url=None))
-    started = not stack.is_up()
-    urls = stack.up()
-    try:
-        yield (
-            base.test_database_url or urls.database_url,
-            base.test_redis_url or urls.redis_url,
-        )
-    finally:
-        if started:
-            stack.down()
+def servers() -> tuple[str, str]:
+    """Return (PostgreSQL server URL, Redis URL) for the run: configured test servers or the embedded stack."""
+    if _needs_the_embedded_stack() and not _embedded().is_up():
+        _embedded().up()  # a worker started without the controlling process's hooks
+    return _test_servers()
 
 
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
-    return f"krowoc-test-{RUN_ID}:"
+    """Return the key prefix of this worker in this run: every key it writes starts with it."""
+    return f"{RUN_KEY_PREFIX}{WORKER}:"
 
 
 @pytest.fixture(scope="session")
 def redis_url(servers: tuple[str, str], redis_prefix: str) -> Iterator[str]:
+    """Yield the Redis of the run, and delete the run's keys when it ends."""
     url = servers[1]
     yield url
     client = redis.Redis.from_url(url)
@@ -92,96 +126,105 @@ def redis_url(servers: tuple[str, str], redis_prefix: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def _databases(servers: tuple[str, str]) -> Iterator[list[str]]:
-    created: list[str] = []
-    yield created
-    admin = libpq_url(_with_db(servers[0], "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in reversed(created):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _create_database(servers: tuple[str, str], created: list[str], template: str | None = None) -> str:
-    name = f"krowoc_test_{RUN_ID}_{next(_counter)}"
-    admin = libpq_url(_with_db(servers[0], "postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        clause = f' TEMPLATE "{template}"' if template else ""
-        conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    created.append(name)
-    return name
-
-
-@pytest.fixture(scope="session")
-def template_database(servers: tuple[str, str], _databases: list[str]) -> str:
-    """A database migrated to head, used as the template of the per-test ones."""
-    name = _create_database(servers, _databases)
-    migrate.upgrade(_with_db(servers[0], name))
-    return name
+def databases(servers: tuple[str, str]) -> RunDatabases:
+    """Return the run's databases on the test server (the run's end drops them all, in one sweep)."""
+    return RunDatabases(servers[0])
 
 
 @pytest.fixture()
-def make_database(servers: tuple[str, str], _databases: list[str], template_database: str) -> Callable[..., str]:
-    """Makes a fresh database (migrated unless ``empty=True``) and returns its URL."""
+def make_database(databases: RunDatabases) -> Callable[..., str]:
+    """Make a fresh database (migrated, no rows; no schema at all with ``empty=True``) and return its URL."""
 
     def make(*, empty: bool = False) -> str:
-        name = _create_database(servers, _databases, None if empty else template_database)
-        return _with_db(servers[0], name)
+        return databases.empty() if empty else databases.migrated()
 
     return make
 
 
-def test_settings(database_url: str, redis_url: str, redis_prefix: str, **extra: object) -> Settings:
-    """Builds settings that point at the test servers."""
-    return Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        redis_key_prefix=redis_prefix,
-        dev_login=True,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test, wherever it is imported
-
-
-SEED_EXECUTIONS = 40_000
-SEED_DAYS = 14
+@pytest.fixture()
+def seeded_copy(databases: RunDatabases) -> Callable[[SeedPlan], str]:
+    """Return a copy of a seeded platform (seeded once per run and plan) that the test may change."""
+    return databases.seeded
 
 
 @pytest.fixture(scope="session")
-def seeded_database_url(servers: tuple[str, str], _databases: list[str], template_database: str) -> str:
-    """One database with a small realistic platform seeded, shared by read-only tests."""
-    from devstack.seed import SeedOptions, seed
+def seeded_database_url(databases: RunDatabases) -> str:
+    """Return one database with a small realistic platform, shared by read-only tests."""
+    return databases.seeded(SHARED_PLAN)
 
-    name = _create_database(servers, _databases, template_database)
-    url = _with_db(servers[0], name)
-    seed(url, SeedOptions(executions=SEED_EXECUTIONS, days=SEED_DAYS, seed=7), progress=False)
-    return url
+
+@pytest.fixture(scope="session")
+def operate_database_url(databases: RunDatabases) -> str:
+    """Return a database with a few days of traffic, refreshed once (so its error table exists); read it only."""
+    return databases.seeded(OPERATE_PLAN)
+
+
+@pytest.fixture()
+def operate_services(operate_database_url: str, redis_url: str, redis_prefix: str) -> Iterator[Services]:
+    """Yield services on the operators' seeded database (read it, do not write to it)."""
+    built = build_services(settings_for(operate_database_url, redis_url, redis_prefix))
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="session")
+def unleash(databases: RunDatabases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUnleash]:
+    """Start a real unleash-server for the run on a loopback port and an empty database, with the registered flags."""
+    require_unleash()
+    database_url = libpq_url(databases.empty())
+    server = UnleashServer(tmp_path_factory.mktemp("unleash"), free_port(), database_url)
+    endpoint = server.up()
+    try:
+        seed_flags(endpoint, database_url=database_url)
+        yield RunningUnleash(server, endpoint, database_url)
+    finally:
+        server.down()
+
+
+@pytest.fixture()
+def prefix(redis_prefix: str) -> str:
+    """Return a key prefix of this test's own under the run's prefix."""
+    return f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture()
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """Yield a client of the run's Redis, closed after the test."""
+    built = make_redis(redis_url)
+    yield built
+    built.close()
 
 
 @pytest.fixture()
 def services(make_database: Callable[..., str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    """Services on a fresh, migrated, empty database."""
-    built = build_services(test_settings(make_database(), redis_url, redis_prefix))
+    """Yield services on a fresh, migrated, empty database."""
+    built = build_services(settings_for(make_database(), redis_url, redis_prefix))
+    yield built
+    built.close()
+
+
+@pytest.fixture()
+def isolated(make_database: Callable[..., str], redis_url: str, prefix: str) -> Iterator[Services]:
+    """Yield services on a fresh database with a Redis prefix of their own (namespace versions start at 0)."""
+    built = build_services(settings_for(make_database(), redis_url, prefix))
     yield built
     built.close()
 
 
 @pytest.fixture()
 def seeded_services(seeded_database_url: str, redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    """Services on the shared seeded database (do not write to it)."""
-    built = build_services(test_settings(seeded_database_url, redis_url, redis_prefix))
+    """Yield services on the shared seeded database (do not write to it)."""
+    built = build_services(settings_for(seeded_database_url, redis_url, redis_prefix))
     yield built
     built.close()
 
 
 @pytest.fixture()
 def cli_env(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+    make_database: Callable[..., str], prefix: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, str]]:
-    """A fresh database and a key prefix of this test's own, given to the command line through the environment."""
+    """Give the command line a fresh database and a key prefix of this test's own, through the environment."""
     url = make_database()
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
     monkeypatch.setenv("KROWOC_DATABASE_URL", url)
     monkeypatch.setenv("KROWOC_REDIS_URL", redis_url)
     monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", prefix)
@@ -194,7 +237,7 @@ def cli_env(
 def app_env(
     seeded_database_url: str, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    """Points the dashboard (run in-process by AppTest) at the seeded test database."""
+    """Point the dashboard (run in-process by AppTest) at the seeded test database."""
     monkeypatch.setenv("KROWOC_DATABASE_URL", seeded_database_url)
     monkeypatch.setenv("KROWOC_REDIS_URL", redis_url)
     monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", redis_prefix)
@@ -204,25 +247,19 @@ def app_env(
     get_settings.cache_clear()
 
 
-def actor(role: Role, name: str | None = None) -> Actor:
-    """Builds a staff actor of a role for tests."""
-    return Actor(id=name or f"{role.value}@krowoc.test", role=role, source=AuditSource.CLI)
-
-
 @pytest.fixture()
 def support_actor() -> Actor:
+    """Return a member of the support team."""
     return actor(Role.SUPPORT)
 
 
 @pytest.fixture()
 def operator_actor() -> Actor:
+    """Return an operator."""
     return actor(Role.OPERATOR)
 
 
 @pytest.fixture()
 def admin_actor() -> Actor:
+    """Return an admin."""
     return actor(Role.ADMIN)
-
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")

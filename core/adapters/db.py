@@ -24,7 +24,7 @@ NO_ANSWER = (
 
 
 def normalize_url(url: str) -> str:
-    """Makes a PostgreSQL URL use the psycopg 3 driver."""
+    """Make a PostgreSQL URL use the psycopg 3 driver."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -32,12 +32,12 @@ def normalize_url(url: str) -> str:
 
 
 def libpq_url(url: str) -> str:
-    """Makes a PostgreSQL URL plain libpq (what psycopg.connect takes), whatever driver it names."""
+    """Make a PostgreSQL URL plain libpq (what psycopg.connect takes), whatever driver it names."""
     return normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
 
 
 def make_engine(url: str, *, pool_size: int = 5, application_name: str = "krowoc-admin") -> Engine:
-    """Builds a pooled engine that checks connections before use.
+    """Build a pooled engine that checks connections before use.
 
     Statements are never prepared server-side (``prepare_threshold=None``): the dashboard's reads
     take a time range whose width changes the best plan by orders of magnitude, and once psycopg
@@ -90,7 +90,7 @@ class Database:
         statement_timeout_ms: int = 5000,
         replica_retry_seconds: float = 30.0,
     ) -> Database:
-        """Builds the engines for a primary and an optional replica."""
+        """Build the engines for a primary and an optional replica."""
         primary = make_engine(primary_url, pool_size=pool_size)
         replica = make_engine(replica_url, pool_size=pool_size) if replica_url else None
         return cls(
@@ -137,7 +137,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """Opens a transaction on the primary; it commits when the block ends without error."""
+        """Open a transaction on the primary; it commits when the block ends without error."""
         try:
             conn = self.primary.connect()
         except (OperationalError, DBAPIError) as exc:
@@ -150,7 +150,7 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """Opens an ORM session on the primary in one transaction."""
+        """Open an ORM session on the primary in one transaction."""
         try:
             with self.sessions.begin() as session:
                 yield session
@@ -160,7 +160,7 @@ class Database:
             raise
 
     def dispose(self) -> None:
-        """Closes every pooled connection."""
+        """Close every pooled connection."""
         self.primary.dispose()
         if self.replica is not None:
             self.replica.dispose()

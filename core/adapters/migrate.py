@@ -25,7 +25,7 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """Builds the Alembic config of this project, optionally bound to a database URL."""
+    """Build the Alembic config of this project, optionally bound to a database URL."""
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     if url:
@@ -44,12 +44,12 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def heads() -> list[str]:
-    """Returns the head revisions of the migration scripts."""
+    """Return the head revisions of the migration scripts."""
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def current_revision(url: str) -> str | None:
-    """Returns the revision the database at ``url`` is on, or ``None`` before the first migration."""
+    """Return the revision the database at ``url`` is on, or ``None`` before the first migration."""
     engine = create_engine(normalize_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
@@ -59,7 +59,7 @@ def current_revision(url: str) -> str | None:
 
 
 def schema_drift(conn: Connection) -> list[Any]:
-    """Returns the differences between the models in ``core.adapters.tables`` and the live schema."""
+    """Return the differences between the models in ``core.adapters.tables`` and the live schema."""
     context = MigrationContext.configure(
         conn,
         opts={"include_name": include_name, "compare_type": True, "compare_server_default": True},

@@ -160,24 +160,24 @@ class PrometheusClient:
     def execution_latency(
         self, *, q: float, start: datetime, end: datetime, step: timedelta, by_provider: bool = False
     ) -> pd.DataFrame:
-        """The q-quantile of execution latency in seconds over time (``histogram_quantile``)."""
+        """Return the q-quantile of execution latency in seconds over time (``histogram_quantile``)."""
         _check_quantile(q)
         template = EXECUTION_LATENCY_QUANTILE_BY_PROVIDER if by_provider else EXECUTION_LATENCY_QUANTILE
         query = PrometheusQuery(template.format(q=q, w=RATE_WINDOW), "provider" if by_provider else None)
         return self.range(query, start=start, end=end, step=step)
 
     def api_response_time(self, *, q: float, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame:
-        """The q-quantile of API response time in seconds over time."""
+        """Return the q-quantile of API response time in seconds over time."""
         _check_quantile(q)
         query = PrometheusQuery(API_RESPONSE_TIME_QUANTILE.format(q=q, w=RATE_WINDOW))
         return self.range(query, start=start, end=end, step=step)
 
     def request_rate(self, *, start: datetime, end: datetime, step: timedelta) -> pd.DataFrame:
-        """API requests per second over time."""
+        """Return API requests per second over time."""
         return self.range(PrometheusQuery(REQUEST_RATE.format(w=RATE_WINDOW)), start=start, end=end, step=step)
 
     def execution_rate(self) -> float | None:
-        """Executions per second now, or None when Prometheus has no sample."""
+        """Return executions per second now, or None when Prometheus has no sample."""
         frame = self.instant(PrometheusQuery(EXECUTION_RATE.format(w=RATE_WINDOW)))
         return None if frame.empty else float(frame["value"].iloc[0])
 

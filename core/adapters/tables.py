@@ -66,7 +66,7 @@ class UserRow(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     tier: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    status: Mapped[str] = mapped_column(String(16), server_default=UserStatus.ACTIVE.value)
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=text("now()"))
     last_seen_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
@@ -204,9 +204,11 @@ class HourRollupRow(_RollupMixin, Base):
 
 
 class LatencyHourRow(Base):
-    """Per hour x provider x model, with '*' rows for all models of a provider and for the platform:
-    the merged latency and TTFB histograms and their p50/p90/p95/p99 (see ``core.domain.histogram``), and
-    the errors per category.
+    """Per hour and series: merged latency and TTFB histograms, their percentiles, and errors per category.
+
+    One row per hour x provider x model, with '*' rows for all models of a provider and for the
+    platform: the merged latency and TTFB histograms and their p50/p90/p95/p99 (see
+    ``core.domain.histogram``), and the errors per category.
 
     Derived from ``execution_rollup_hour`` so long-range charts read one row per series and hour
     (volume, errors, cost and latency) instead of summing and merging across statuses and error
@@ -255,8 +257,10 @@ class LatencyHourRow(Base):
 
 
 class ErrorHourRow(Base):
-    """Per hour x provider x model x error category x code x message: how many executions failed so,
-    with '*' rows for all models of a provider and for the platform.
+    """Per hour, series and distinct error: how many executions failed so.
+
+    One row per hour x provider x model x error category x code x message, with '*' rows for all
+    models of a provider and for the platform.
 
     Kept by ``core.executions.refresh`` so the top errors of a long range read one row per distinct
     error and hour instead of scanning the failed executions; the series index lets a range read

@@ -104,7 +104,7 @@ class AuditLog:
         reason: str | None = None,
         reason_required: bool = True,
     ) -> Iterator[AuditedAction]:
-        """Runs an admin action: checks the permission, opens a transaction, records the outcome.
+        """Run an admin action: checks the permission, opens a transaction, records the outcome.
 
         A denied, invalid or failed attempt is recorded in its own transaction and the error is
         raised again; a successful one is recorded in the action's transaction, so the change and
@@ -157,13 +157,13 @@ class AuditLog:
         )
 
     def latest(self, *, limit: int = 1) -> list[AuditRecord]:
-        """Returns the newest audit records, newest first."""
+        """Return the newest audit records, newest first."""
         with self.db.write() as conn:
             rows = conn.execute(select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit)).all()
         return [AuditRecord.model_validate(row, from_attributes=True) for row in rows]
 
     def browse(self, reader: Actor, /, **filters: Any) -> list[AuditRecord]:
-        """Returns audit records for a member of staff allowed to read the audit log (see ``search``)."""
+        """Return audit records for a member of staff allowed to read the audit log (see ``search``)."""
         require(reader, Permission.VIEW_AUDIT_LOG)
         return self.search(**filters)
 
@@ -178,7 +178,7 @@ class AuditLog:
         until: datetime | None = None,
         limit: int = 200,
     ) -> list[AuditRecord]:
-        """Returns audit records matching every given filter, newest first."""
+        """Return audit records matching every given filter, newest first."""
         stmt = select(AuditLogRow).order_by(AuditLogRow.at.desc(), AuditLogRow.id.desc()).limit(min(limit, 1000))
         if actor:
             stmt = stmt.where(AuditLogRow.actor == actor)

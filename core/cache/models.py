@@ -53,7 +53,7 @@ class NodeFigures(BaseModel):
 
     @property
     def memory_level(self) -> MemoryLevel:
-        """This node's level: OK below 80 % of its maxmemory, a warning from 80 %, an alarm from 95 %."""
+        """The node's level: OK below 80 % of its maxmemory, a warning from 80 %, an alarm from 95 %."""
         return _memory_level(self.used_memory, self.maxmemory)
 
 

@@ -22,7 +22,7 @@ _LOG_GROWTH = math.log(GROWTH)
 
 
 def bucket_sql(column: str) -> str:
-    """Returns the SQL expression that maps a millisecond column to its bucket index (NULL stays NULL).
+    """Return the SQL expression that maps a millisecond column to its bucket index (NULL stays NULL).
 
     The explicit NULL branch matters: ``least()`` ignores NULL arguments, so without it a NULL
     latency would land in ``MAX_BUCKET``.
@@ -34,7 +34,7 @@ def bucket_sql(column: str) -> str:
 
 
 def bucket_of(values_ms: npt.ArrayLike) -> npt.NDArray[np.int16]:
-    """Maps latencies in milliseconds to bucket indexes, exactly as ``bucket_sql`` does."""
+    """Map latencies in milliseconds to bucket indexes, exactly as ``bucket_sql`` does."""
     arr = np.asarray(values_ms, dtype=np.float64)
     out = np.zeros(arr.shape, dtype=np.int64)
     positive = arr >= 1
@@ -51,14 +51,14 @@ def bucket_of(values_ms: npt.ArrayLike) -> npt.NDArray[np.int16]:
 
 
 def bucket_bounds(index: int) -> tuple[float, float]:
-    """Returns the [low, high) millisecond bounds of one bucket."""
+    """Return the [low, high) millisecond bounds of one bucket."""
     if index <= 0:
         return 0.0, 1.0
     return GROWTH ** (index - 1), GROWTH**index
 
 
 def bucket_midpoint(index: int) -> float:
-    """Returns the value reported for a bucket: its geometric midpoint (0.5 ms for bucket 0)."""
+    """Return the value reported for a bucket: its geometric midpoint (0.5 ms for bucket 0)."""
     low, high = bucket_bounds(index)
     return 0.5 if index <= 0 else math.sqrt(low * high)
 
@@ -84,10 +84,10 @@ def quantiles(buckets: Sequence[int], counts: Sequence[int], qs: Iterable[float]
 
 
 def midpoint_sql(column: str) -> str:
-    """Returns the SQL expression of a bucket's reported value (its geometric midpoint)."""
+    """Return the SQL expression of a bucket's reported value (its geometric midpoint)."""
     return f"(CASE WHEN {column} <= 0 THEN 0.5 ELSE exp(({column} - 0.5) * {_LOG_GROWTH!r}) END)"
 
 
 def quantile_rank_sql(total: str, q: float) -> str:
-    """Returns the SQL expression of the 1-based cumulative count that holds the q-quantile."""
+    """Return the SQL expression of the 1-based cumulative count that holds the q-quantile."""
     return f"(floor({q!r} * ({total} - 1)) + 1)"

@@ -191,7 +191,7 @@ class TimeWindow(BaseModel):
 
     @classmethod
     def last(cls, span: timedelta, *, now: datetime | None = None) -> TimeWindow:
-        """Builds the window that ends now and spans ``span``."""
+        """Build the window that ends now and spans ``span``."""
         end = (now or datetime.now(UTC)).astimezone(UTC)
         return cls(start=end - span, end=end)
 

@@ -64,6 +64,6 @@ def can(actor: Actor, permission: Permission) -> bool:
 
 
 def require(actor: Actor, permission: Permission) -> None:
-    """Raises ``PermissionDenied`` unless the actor's role grants the permission."""
+    """Raise ``PermissionDenied`` unless the actor's role grants the permission."""
     if not can(actor, permission):
         raise PermissionDenied(actor, permission)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert
 
 from core.adapters.tables import ExecutionRow
 from core.domain.classifier import classify
-from core.domain.models import ExecutionStatus
+from core.domain.models import ErrorCategory, ExecutionStatus
 from core.providers.base import CompletionRequest, ProviderCallFailed
 from core.providers.router import RoutedResult
 
@@ -67,7 +67,7 @@ def record_of(request: CompletionRequest, result: RoutedResult, created_at: date
     category = classify(error).category
     # A call refused by an open breaker fails in no time: 0 ms, still an execution with a latency.
     latency = sum(a.error.latency_ms for a in result.attempts if isinstance(a.error, ProviderCallFailed))
-    timed_out = category == "provider_timeout"
+    timed_out = category is ErrorCategory.PROVIDER_TIMEOUT
     return ExecutionRecord(
         created_at=created_at,
         user_id=request.user_id,

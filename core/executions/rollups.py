@@ -228,7 +228,7 @@ ERRORS_WATERMARK = "execution_errors"
 
 
 def set_watermark(conn: psycopg.Connection) -> None:
-    """Records that the rollups include every execution up to the newest one.
+    """Record that the rollups include every execution up to the newest one.
 
     The error table is not rebuilt here: its watermark is dropped, so the next refresh builds it
     whole rather than adding to it only what came after this rebuild.

@@ -52,7 +52,7 @@ class FlagEvaluator:
             return self._client
 
     def known(self) -> set[str]:
-        """Returns the flags the client currently knows (from Unleash or its backup)."""
+        """Return the flags the client currently knows (from Unleash or its backup)."""
         return set(self._started().feature_definitions())
 
     def evaluate(self, name: str, context: dict[str, Any] | None = None) -> Evaluation:
@@ -64,7 +64,7 @@ class FlagEvaluator:
         return Evaluation(name=name, enabled=bool(enabled), default=default, known_to_client=known)
 
     def close(self) -> None:
-        """Stops the client's polling (its backup stays on disk)."""
+        """Stop the client's polling (its backup stays on disk)."""
         with self._lock:
             if self._client is not None:
                 self._client.destroy()

@@ -28,7 +28,7 @@ REGISTRY: dict[str, FlagDefinition] = {}
 
 
 def register(definition: FlagDefinition) -> FlagDefinition:
-    """Registers a flag the code knows; a name may be registered once."""
+    """Register a flag the code knows; a name may be registered once."""
     if definition.name in REGISTRY:
         raise ValueError(f"flag {definition.name!r} is registered twice")
     REGISTRY[definition.name] = definition
@@ -36,7 +36,7 @@ def register(definition: FlagDefinition) -> FlagDefinition:
 
 
 def default_for(name: str) -> bool:
-    """Returns a flag's registered default, False for a flag the code does not know."""
+    """Return a flag's registered default, False for a flag the code does not know."""
     known = REGISTRY.get(name)
     return known.default if known else False
 

@@ -63,7 +63,7 @@ class FlagSnapshots:
         self._memory: FlagCatalog | None = None
 
     def save(self, catalog: FlagCatalog) -> None:
-        """Keeps a catalog as the last known state."""
+        """Keep a catalog as the last known state."""
         self._memory = catalog
         if self.client is None:
             return
@@ -73,7 +73,7 @@ class FlagSnapshots:
             log.warning("last known flag state not saved in Redis: %s", exc)
 
     def load(self) -> FlagCatalog | None:
-        """Returns the last known catalog (Redis first, then this process), or None."""
+        """Return the last known catalog (Redis first, then this process), or None."""
         if self.client is not None:
             try:
                 raw = self.client.get(self.key)
@@ -96,7 +96,7 @@ def _env_summary(state: EnvironmentState) -> dict[str, Any]:
 
 
 def build_context(user_id: str, properties: str = "") -> dict[str, Any]:
-    """Builds an Unleash context from a user id and ``key=value`` lines; refuses what it cannot use."""
+    """Build an Unleash context from a user id and ``key=value`` lines; refuses what it cannot use."""
     cleaned = user_id.strip()
     if not cleaned or len(cleaned) > 200:
         raise InvalidInput("Enter a user id (at most 200 characters) to evaluate the flags for.")
@@ -135,7 +135,7 @@ class FlagService:
     # -- reads ------------------------------------------------------------------------------
 
     def list_flags(self) -> FlagListing:
-        """Lists every flag in every environment: live from Unleash, else the last known state with its age."""
+        """List every flag in every environment: live from Unleash, else the last known state with its age."""
         try:
             catalog = self._admin().catalog()
         except UnleashUnavailable as exc:
@@ -174,7 +174,7 @@ class FlagService:
         return catalog.model_copy(update={"flags": flags})
 
     def history(self, name: str) -> FlagHistory:
-        """Returns a flag's events in Unleash beside our audit rows about it."""
+        """Return a flag's events in Unleash beside our audit rows about it."""
         audit = self.audit.search(target_type=TARGET_TYPE, target_id=name, limit=200)
         try:
             events = self._admin().events(name)
@@ -189,7 +189,7 @@ class FlagService:
         return self.evaluator.evaluate(name, context)
 
     def evaluate_all(self, context: dict[str, Any], names: list[str] | None = None) -> list[Evaluation]:
-        """Evaluates every flag the client or the registry knows (or the given ones) for a context."""
+        """Evaluate every flag the client or the registry knows (or the given ones) for a context."""
         if self.evaluator is None:
             raise UnleashUnavailable(NOT_CONFIGURED)
         wanted = names if names is not None else sorted(self.evaluator.known() | set(REGISTRY))
@@ -269,7 +269,7 @@ class FlagService:
         )
 
     def close(self) -> None:
-        """Stops the evaluation client and closes the Admin API connections."""
+        """Stop the evaluation client and closes the Admin API connections."""
         if self.evaluator is not None:
             self.evaluator.close()
         if self.admin is not None:

@@ -142,7 +142,7 @@ class UnleashAdmin:
             self._open_until = time.monotonic() + BREAKER_SECONDS
 
     def close(self) -> None:
-        """Closes pooled connections and the worker threads."""
+        """Close pooled connections and the worker threads."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
 
@@ -157,27 +157,27 @@ class UnleashAdmin:
     # -- reads ------------------------------------------------------------------------------
 
     def projects(self) -> list[str]:
-        """Lists the project ids."""
+        """List the project ids."""
         return [p["id"] for p in self._call("GET", "/admin/projects")["projects"]]
 
     def environments(self) -> list[str]:
-        """Lists the enabled environments in Unleash's sort order."""
+        """List the enabled environments in Unleash's sort order."""
         envs = self._call("GET", "/admin/environments")["environments"]
         return [e["name"] for e in sorted(envs, key=lambda e: e.get("sortOrder", 0)) if e.get("enabled")]
 
     def lifetimes(self) -> dict[str, int | None]:
-        """Returns each flag type's expected lifetime in days (None: permanent)."""
+        """Return each flag type's expected lifetime in days (None: permanent)."""
         return {t["id"]: t.get("lifetimeDays") for t in self._call("GET", "/admin/feature-types")["types"]}
 
     def recent_changes(self, *, limit: int = RECENT_CHANGES, feature: str | None = None) -> list[FlagEvent]:
-        """Returns the newest change events (of one flag when given), newest first."""
+        """Return the newest change events (of one flag when given), newest first."""
         params: dict[str, Any] = {"limit": limit, "type": "IS_ANY_OF:" + ",".join(CHANGE_EVENT_TYPES)}
         if feature:
             params["feature"] = f"IS:{feature}"
         return [self._event(e) for e in self._call("GET", "/admin/search/events", params=params)["events"]]
 
     def events(self, name: str, *, limit: int = 100) -> list[FlagEvent]:
-        """Returns every kind of event Unleash logged about one flag, newest first."""
+        """Return every kind of event Unleash logged about one flag, newest first."""
         params = {"limit": limit, "feature": f"IS:{name}"}
         return [self._event(e) for e in self._call("GET", "/admin/search/events", params=params)["events"]]
 
@@ -195,7 +195,7 @@ class UnleashAdmin:
         )
 
     def _last_changes(self) -> dict[str, FlagEvent]:
-        """Returns each flag's newest change event, reading only the events newer than the last call's."""
+        """Return each flag's newest change event, reading only the events newer than the last call's."""
         with self._changes_lock:
             newest_known = self._newest_change_id
             events = self.recent_changes(limit=INCREMENTAL_CHANGES) if newest_known is not None else []
@@ -228,7 +228,7 @@ class UnleashAdmin:
         )
 
     def _layout(self) -> tuple[list[str], list[str], dict[str, int | None]]:
-        """Returns the projects, environments and flag-type lifetimes, read again every LAYOUT_SECONDS."""
+        """Return the projects, environments and flag-type lifetimes, read again every LAYOUT_SECONDS."""
         with self._layout_lock:
             if self._layout_cache is None or time.monotonic() - self._layout_cache[0] > LAYOUT_SECONDS:
                 projects_f = self._pool.submit(self.projects)
@@ -239,7 +239,7 @@ class UnleashAdmin:
             return projects, environments, lifetimes
 
     def _flag_meta(self, projects: list[str], *, force: bool) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Returns each flag's project and its project listing (creation time, environments), kept LAYOUT_SECONDS."""
+        """Return each flag's project and its project listing (creation time, environments), kept LAYOUT_SECONDS."""
         with self._meta_lock:
             if force or self._meta is None or time.monotonic() - self._meta[0] > LAYOUT_SECONDS:
                 futures = [(p, self._pool.submit(self._project_flags, p)) for p in projects]
@@ -248,7 +248,7 @@ class UnleashAdmin:
             return self._meta[1]
 
     def catalog(self) -> FlagCatalog:
-        """Reads every flag of every project with its state and strategies in every environment.
+        """Read every flag of every project with its state and strategies in every environment.
 
         The state and strategies come from the client feature endpoint of each environment (read
         with the admin token; Unleash serves it from its own cache); what does not change (a flag's
@@ -316,7 +316,7 @@ class UnleashAdmin:
         )
 
     def find_project(self, name: str) -> str:
-        """Returns the project of a flag, or raises ``UnknownFlag``."""
+        """Return the project of a flag, or raises ``UnknownFlag``."""
         found = self._call("GET", "/admin/search/features", params={"query": name, "limit": 100})["features"]
         for feature in found:
             if feature["name"] == name:
@@ -324,7 +324,7 @@ class UnleashAdmin:
         raise UnknownFlag(f"There is no flag named {name!r} in Unleash; check the name on the flags page.")
 
     def environment_state(self, project: str, name: str, environment: str) -> tuple[EnvironmentState, list[str]]:
-        """Returns a flag's state in one environment and the ids of its strategies there."""
+        """Return a flag's state in one environment and the ids of its strategies there."""
         try:
             raw = self._call("GET", f"/admin/projects/{quote(project)}/features/{quote(name)}")
         except _NotFound as exc:
@@ -344,7 +344,7 @@ class UnleashAdmin:
     # -- changes ----------------------------------------------------------------------------
 
     def set_enabled(self, project: str, name: str, environment: str, on: bool) -> None:
-        """Turns a flag on or off in one environment."""
+        """Turn a flag on or off in one environment."""
         path = f"/admin/projects/{quote(project)}/features/{quote(name)}/environments/{quote(environment)}/"
         try:
             self._call("POST", path + ("on" if on else "off"))
@@ -352,7 +352,7 @@ class UnleashAdmin:
             raise UnknownEnvironment(f"Unleash has no {environment!r} for {name!r}: {exc.message}") from exc
 
     def set_rollout(self, project: str, name: str, environment: str, strategy_id: str, percent: int) -> None:
-        """Sets the rollout % of one gradual rollout strategy."""
+        """Set the rollout % of one gradual rollout strategy."""
         path = (
             f"/admin/projects/{quote(project)}/features/{quote(name)}/environments/{quote(environment)}"
             f"/strategies/{quote(strategy_id)}"
@@ -366,7 +366,7 @@ class UnleashAdmin:
     # -- set-up (seeding, benchmark) --------------------------------------------------------
 
     def client_view(self, name: str, environment: str) -> EnvironmentState | None:
-        """Returns a flag's state in one environment as SDKs currently get it, or None when they do not yet."""
+        """Return a flag's state in one environment as SDKs currently get it, or None when they do not yet."""
         raw = self._client_features(environment).get(name)
         if raw is None:
             return None
@@ -382,7 +382,7 @@ class UnleashAdmin:
         rollout: int | None = None,
         timeout: float = 5.0,
     ) -> bool:
-        """Waits until SDKs get a flag (in the given state); Unleash refreshes what they get about once a second."""
+        """Wait until SDKs get a flag (in the given state); Unleash refreshes what they get about once a second."""
         deadline = time.monotonic() + timeout
         while True:
             state = self.client_view(name, environment)
@@ -397,27 +397,27 @@ class UnleashAdmin:
             time.sleep(0.2)
 
     def create_flag(self, project: str, name: str, flag_type: str, description: str = "") -> None:
-        """Creates a flag in a project."""
+        """Create a flag in a project."""
         body = {"name": name, "type": flag_type, "description": description}
         self._call("POST", f"/admin/projects/{quote(project)}/features", body=body)
 
     def add_strategy(
         self, project: str, name: str, environment: str, strategy: str, parameters: dict[str, str] | None = None
     ) -> None:
-        """Adds an activation strategy to a flag in one environment."""
+        """Add an activation strategy to a flag in one environment."""
         path = f"/admin/projects/{quote(project)}/features/{quote(name)}/environments/{quote(environment)}/strategies"
         self._call("POST", path, body={"name": strategy, "parameters": parameters or {}})
 
     def mark_stale(self, project: str, names: Iterable[str]) -> None:
-        """Marks flags stale."""
+        """Mark flags stale."""
         self._call("POST", f"/admin/projects/{quote(project)}/stale", body={"features": list(names), "stale": True})
 
     def enable_environment(self, environment: str, project: str = "default") -> None:
-        """Enables an environment and adds it to a project (for the benchmark's third environment)."""
+        """Enable an environment and adds it to a project (for the benchmark's third environment)."""
         self._call("POST", f"/admin/environments/{quote(environment)}/on")
         with contextlib.suppress(ChangeRefused):  # already in the project
             self._call("POST", f"/admin/projects/{quote(project)}/environments", body={"environment": environment})
 
     def flag_names(self, project: str) -> list[str]:
-        """Lists the flag names of a project."""
+        """List the flag names of a project."""
         return [str(f["name"]) for f in self._project_flags(project)]

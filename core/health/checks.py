@@ -62,12 +62,12 @@ def _timed(component: str, probe: Callable[[], str], *, required: bool = True) -
 
 
 def not_configured(component: str, how: str) -> HealthCheck:
-    """Reports an optional dependency that is not set up, saying how to set it up."""
+    """Report an optional dependency that is not set up, saying how to set it up."""
     return HealthCheck(component, HealthStatus.WARN, None, f"not configured: {how}", datetime.now(UTC), False)
 
 
 def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck:
-    """Checks that a PostgreSQL answers a query, and reports its version and recovery state."""
+    """Check that a PostgreSQL answers a query, and reports its version and recovery state."""
 
     def probe() -> str:
         with engine.connect() as conn:
@@ -80,7 +80,7 @@ def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck
 
 
 def check_redis(client: RedisClient) -> HealthCheck:
-    """Checks that Redis answers PING, and reports its version and memory use.
+    """Check that Redis answers PING, and reports its version and memory use.
 
     On a Redis Cluster every primary must answer (each holds part of the keyspace); the memory
     is summed over them and a primary that does not answer is named.
@@ -109,7 +109,7 @@ def check_redis(client: RedisClient) -> HealthCheck:
 
 
 def check_http(component: str, url: str, *, token: str | None = None) -> HealthCheck:
-    """Checks that an HTTP health endpoint answers 2xx within the timeout."""
+    """Check that an HTTP health endpoint answers 2xx within the timeout."""
 
     def probe() -> str:
         request = urllib.request.Request(url, headers={"Authorization": token} if token else {})
@@ -123,13 +123,13 @@ def check_http(component: str, url: str, *, token: str | None = None) -> HealthC
 
 
 def run_checks(checks: list[Callable[[], HealthCheck]]) -> list[HealthCheck]:
-    """Runs the checks concurrently and returns their results in the order given."""
+    """Run the checks concurrently and returns their results in the order given."""
     with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
         return list(pool.map(lambda check: check(), checks))
 
 
 def overall(results: list[HealthCheck]) -> HealthStatus:
-    """Sums results up: fail when a required part fails, warn when anything is not passing."""
+    """Sum results up: fail when a required part fails, warn when anything is not passing."""
     if any(r.status is HealthStatus.FAIL and r.required for r in results):
         return HealthStatus.FAIL
     if any(r.status is not HealthStatus.PASS for r in results):
@@ -145,7 +145,7 @@ def dependency_checks(
     unleash_url: str | None,
     prometheus_url: str | None,
 ) -> list[Callable[[], HealthCheck]]:
-    """Lists the checks of every dependency the dashboard uses, configured or not."""
+    """List the checks of every dependency the dashboard uses, configured or not."""
     checks: list[Callable[[], HealthCheck]] = [lambda: check_postgres(primary)]
     if replica is not None:
         checks.append(lambda: check_postgres(replica, "PostgreSQL replica"))

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, Field
 
+from core.domain.models import ErrorCategory, ExecutionStatus, UserStatus
 from devstack.seed.profiles import (
     CATEGORIES,
     DOMAINS,
@@ -46,14 +47,14 @@ class SeedOptions(BaseModel):
 
 
 def _hex_ids(rng: np.random.Generator, n: int, width: int) -> pa.Array:
-    """Makes ``n`` random lowercase hex strings of ``width`` characters without a Python loop."""
+    """Make ``n`` random lowercase hex strings of ``width`` characters without a Python loop."""
     digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
     raw = digits[rng.integers(0, 16, size=(n, width), dtype=np.uint8)]
     return pa.array(raw.view(f"S{width}").ravel()).cast(pa.string())
 
 
 def _pick(options: tuple[str, ...] | list[str], index: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> pa.Array:
-    """Takes ``options[index]`` where ``mask`` holds and null elsewhere, in Arrow."""
+    """Take ``options[index]`` where ``mask`` holds and null elsewhere, in Arrow."""
     idx = pa.array(index, mask=~mask, type=pa.int32())
     return pc.take(pa.array(list(options), type=pa.string()), idx)
 
@@ -87,7 +88,7 @@ class PlatformGenerator:
     # users and prompts -------------------------------------------------------------------------
 
     def users(self) -> tuple[pa.Table, npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-        """Returns the users table, each user's activity weight and tier index."""
+        """Return the users table, each user's activity weight and tier index."""
         rng, n = self.rng, self.n_users
         tier = rng.choice(len(TIERS), size=n, p=TIER_SHARE)
         activity = rng.pareto(1.3, size=n) + 0.2
@@ -104,7 +105,7 @@ class PlatformGenerator:
         created = np.datetime64(self.start.replace(tzinfo=None), "us") - (created_offset * 1e6).astype(
             "timedelta64[us]"
         )
-        status = np.where(rng.random(n) < 0.01, "suspended", "active")
+        status = np.where(rng.random(n) < 0.01, UserStatus.SUSPENDED.value, UserStatus.ACTIVE.value)
         table = pa.table(
             {
                 "id": ids,
@@ -118,7 +119,7 @@ class PlatformGenerator:
         return table, activity / activity.sum(), tier
 
     def prompts(self) -> tuple[pa.Table, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Returns the prompts table, each prompt's owner and its quality offset."""
+        """Return the prompts table, each prompt's owner and its quality offset."""
         rng, n = self.rng, self.n_prompts
         owner = rng.integers(1, self.n_users + 1, size=n)
         topic = rng.integers(0, len(TOPICS), size=n)
@@ -182,9 +183,9 @@ class PlatformGenerator:
         tier = user_tier[user - 1]
 
         # Error category: base rates, free tier quota, and the incidents.
-        base = np.asarray([ERRORS[c][1] for c in CATEGORIES])
+        base = np.asarray([ERRORS[ErrorCategory(c)][1] for c in CATEGORIES])
         probs = np.broadcast_to(base, (n, len(CATEGORIES))).copy()
-        probs[:, CATEGORIES.index("quota_exceeded")] *= np.where(tier == 0, 4.0, 0.5)
+        probs[:, CATEGORIES.index(ErrorCategory.QUOTA_EXCEEDED)] *= np.where(tier == 0, 4.0, 0.5)
         latency_factor = np.ones(n)
         t_us = times.astype("datetime64[us]")
         for inc in self.incidents:
@@ -201,15 +202,15 @@ class PlatformGenerator:
         cat_idx = np.where(failed, cat_idx, -1)
         cancelled = (~failed) & (rng.random(n) < 0.003)
 
-        status = np.full(n, "succeeded", dtype=object)
-        status[cancelled] = "cancelled"
-        cat_status = np.asarray([ERRORS[c][0] for c in CATEGORIES], dtype=object)
+        status = np.full(n, ExecutionStatus.SUCCEEDED.value, dtype=object)
+        status[cancelled] = ExecutionStatus.CANCELLED.value
+        cat_status = np.array([ERRORS[ErrorCategory(c)][0].value for c in CATEGORIES], dtype=object)
         status[failed] = cat_status[cat_idx[failed]]
         # The newest few executions are still queued or running.
         recent = t_us >= np.datetime64(self.end.replace(tzinfo=None), "us") - np.timedelta64(90, "s")
         in_flight = recent & ~failed & (rng.random(n) < 0.5)
-        status[in_flight & (rng.random(n) < 0.5)] = "queued"
-        status[in_flight & (status != "queued")] = "running"
+        status[in_flight & (rng.random(n) < 0.5)] = ExecutionStatus.QUEUED.value
+        status[in_flight & (status != ExecutionStatus.QUEUED)] = ExecutionStatus.RUNNING.value
         done = ~in_flight
 
         median = np.asarray([m.median_ms for m in MODELS])[model]
@@ -218,8 +219,8 @@ class PlatformGenerator:
         output_tokens = np.clip(rng.lognormal(math.log(320), 0.7, size=n), 1, 8_000).astype(np.int64)
         token_factor = (output_tokens / 320.0) ** 0.35
         latency = rng.lognormal(np.log(median), sigma) * token_factor * latency_factor
-        succeeded = status == "succeeded"
-        timed_out = status == "timed_out"
+        succeeded = status == ExecutionStatus.SUCCEEDED
+        timed_out = status == ExecutionStatus.TIMED_OUT
         latency = np.where(failed & ~timed_out, latency * rng.uniform(0.05, 0.4, size=n), latency)
         latency = np.where(timed_out, 60_000 + rng.uniform(0, 500, size=n), latency)
         latency = np.where(cancelled, latency * rng.uniform(0.1, 0.9, size=n), latency)
@@ -227,12 +228,11 @@ class PlatformGenerator:
         ttfb = (latency * rng.uniform(0.12, 0.38, size=n)).astype(np.int64)
         has_ttfb = done & (succeeded | cancelled)
         output_tokens = np.where(succeeded, output_tokens, np.where(cancelled, output_tokens // 3, 0))
-        input_tokens = np.where(status == "queued", input_tokens, input_tokens)
 
         price_in = np.asarray([m.price_in for m in MODELS])[model]
         price_out = np.asarray([m.price_out for m in MODELS])[model]
         cost = np.round(input_tokens / 1000 * price_in + output_tokens / 1000 * price_out, 6)
-        cost = np.where(status == "queued", 0.0, cost)
+        cost = np.where(status == ExecutionStatus.QUEUED, 0.0, cost)
 
         quality = np.asarray([m.quality for m in MODELS])[model] + prompt_quality[prompt - 1]
         score = np.clip(rng.normal(quality, 0.1), 0, 1).round(3)
@@ -246,7 +246,7 @@ class PlatformGenerator:
         msg_index = np.zeros(n, dtype=np.int64)
         for i, cat in enumerate(CATEGORIES):
             rows = cat_idx == i
-            codes, messages = ERRORS[cat][2], ERRORS[cat][3]
+            codes, messages = ERRORS[ErrorCategory(cat)][2], ERRORS[ErrorCategory(cat)][3]
             code_index[rows] = len(code_options) + codes_idx[rows] % len(codes)
             msg_index[rows] = len(msg_options) + msg_idx[rows] % len(messages)
             code_options.extend(codes)
@@ -294,7 +294,7 @@ class PlatformGenerator:
             for t, o, i in zip(topic, obj, ids, strict=True)
         ]
         outputs = [
-            f"Here is the {TOPICS[t]}d {OBJECTS[o]}: ..." if s == "succeeded" else None
+            f"Here is the {TOPICS[t]}d {OBJECTS[o]}: ..." if s == ExecutionStatus.SUCCEEDED else None
             for t, o, s in zip(topic, obj, status, strict=True)
         ]
         return pa.table({"execution_id": ids, "created_at": created, "input_text": inputs, "output_text": outputs})

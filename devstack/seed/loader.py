@@ -71,7 +71,7 @@ def _csv(table: pa.Table) -> bytes:
 
 
 def _utc_text(stamps: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Formats UTC timestamps as timestamptz text; far faster than the CSV writer's own formatting."""
+    """Format UTC timestamps as timestamptz text; far faster than the CSV writer's own formatting."""
     naive = stamps.cast(pa.timestamp("us"))
     return pc.binary_join_element_wise(naive.cast(pa.string()), "+00", "")
 
@@ -131,7 +131,7 @@ def seed(
     progress: bool = True,
     on_progress: Callable[[int], None] | None = None,
 ) -> SeedReport:
-    """Generates and loads a platform into the database at ``url``, then builds the rollups.
+    """Generate and loads a platform into the database at ``url``, then builds the rollups.
 
     Refuses with ``SeedRefused`` when the database is already seeded, unless ``reset``.
     """
@@ -185,7 +185,7 @@ def seed(
 
 @contextmanager
 def _secondary_indexes_deferred(conn: psycopg.Connection, url: str, report: SeedReport) -> Iterator[None]:
-    """Drops the executions' secondary indexes for the bulk load and builds them again after it.
+    """Drop the executions' secondary indexes for the bulk load and builds them again after it.
 
     Each index is made again on the parent alone, then built partition by partition on
     ``PARALLEL_BUILDS`` connections at once and attached, so both cores build.
@@ -227,19 +227,19 @@ PARALLEL_BUILDS = 2
 
 
 def _on_only(definition: str) -> str:
-    """Makes an index definition apply to the partitioned parent alone."""
+    """Make an index definition apply to the partitioned parent alone."""
     return definition if " ON ONLY " in definition else definition.replace(" ON ", " ON ONLY ", 1)
 
 
 def _for_partition(parent_sql: str, name: str, child: str, partition: str) -> str:
-    """Turns the parent's ``CREATE INDEX name ON ONLY table ...`` into one partition's index."""
+    """Turn the parent's ``CREATE INDEX name ON ONLY table ...`` into one partition's index."""
     head, _, rest = parent_sql.partition(" ON ONLY ")
     _, _, tail = rest.partition(" ")
     return f'{head.replace(name, f"{chr(34)}{child}{chr(34)}", 1)} ON "{partition}" {tail}'
 
 
 def _run_in_parallel(url: str, statements: list[str], *, setup: str = "") -> None:
-    """Runs independent statements on ``PARALLEL_BUILDS`` connections, biggest first as given."""
+    """Run independent statements on ``PARALLEL_BUILDS`` connections, biggest first as given."""
     pending: queue.Queue[str] = queue.Queue()
     for statement in statements:
         pending.put(statement)
@@ -269,7 +269,7 @@ def _run_in_parallel(url: str, statements: list[str], *, setup: str = "") -> Non
 
 
 def _build_latency_summaries(url: str, start: datetime, end: datetime) -> None:
-    """Builds the hourly latency summaries of [start, end] in two halves on two connections."""
+    """Build the hourly latency summaries of [start, end] in two halves on two connections."""
     lo = start.replace(minute=0, second=0, microsecond=0)
     hi = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     middle = lo + timedelta(hours=((hi - lo) // timedelta(hours=1)) // 2)
@@ -293,7 +293,7 @@ def _build_latency_summaries(url: str, start: datetime, end: datetime) -> None:
 
 
 def hour_aligned_chunks(times: npt.NDArray[np.datetime64], size: int) -> list[tuple[int, int]]:
-    """Splits sorted times into chunks of about ``size`` rows that never split an hour."""
+    """Split sorted times into chunks of about ``size`` rows that never split an hour."""
     hours = times.astype("datetime64[h]")
     bounds = [0]
     while bounds[-1] < times.size:
@@ -329,7 +329,7 @@ def _load_executions(
     on_progress: Callable[[int], None] | None,
     report: SeedReport,
 ) -> int:
-    """Generates chunks on this thread while a writer thread COPYs the previous ones."""
+    """Generate chunks on this thread while a writer thread COPYs the previous ones."""
     work: queue.Queue[list[tuple[str, list[str], bytes]] | None] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
 

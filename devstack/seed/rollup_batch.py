@@ -23,7 +23,7 @@ _UNITS = {"minute": "datetime64[m]", "hour": "datetime64[h]"}
 def _histogram_strings(
     group: npt.NDArray[Any], values: npt.NDArray[np.float64], present: npt.NDArray[np.bool_], groups: int
 ) -> tuple[pa.Array, pa.Array]:
-    """Builds the sparse histogram of each group as PostgreSQL array literals (buckets, counts)."""
+    """Build the sparse histogram of each group as PostgreSQL array literals (buckets, counts)."""
     g = group[present]
     b = bucket_of(values[present]).astype(np.int64)
     pairs, counts = np.unique(g * 1024 + b, return_counts=True)
@@ -38,7 +38,7 @@ def _histogram_strings(
 
 
 def rollup_batch(batch: pa.Table, unit: str) -> pa.Table:
-    """Aggregates a batch of executions exactly as the SQL rollup does, at ``unit`` grain.
+    """Aggregate a batch of executions exactly as the SQL rollup does, at ``unit`` grain.
 
     Every bucket of ``unit`` must lie wholly inside the batch. Money and scores are summed as
     integers (micro-dollars, thousandths) so the result equals PostgreSQL's numeric sums.

@@ -33,6 +33,7 @@ from core.adapters import telemetry
 from core.bootstrap import Services
 from core.domain.catalog import PROVIDERS
 from core.domain.exceptions import InvalidInput
+from core.domain.models import ErrorCategory
 from core.executions import refresh as rollups_refresh
 from core.executions.records import ExecutionRecord, record_of, write_executions
 from core.providers.base import CompletionRequest
@@ -259,11 +260,15 @@ class TrafficSimulator:
             log.warning("rollup refresh failed", error=str(exc)[:200])
 
 
+HTTP_STATUS: dict[ErrorCategory, str] = {
+    ErrorCategory.PROVIDER_TIMEOUT: "504",
+    ErrorCategory.PROVIDER_RATE_LIMITED: "429",
+    ErrorCategory.PROVIDER_UNAVAILABLE: "503",
+    ErrorCategory.QUOTA_EXCEEDED: "429",
+    ErrorCategory.INTERNAL: "500",
+}
+"""The platform API's answer to an execution that failed in each category (the rest are the caller's: 400)."""
+
+
 def _http_status(category: str) -> str:
-    return {
-        "provider_timeout": "504",
-        "provider_rate_limited": "429",
-        "provider_unavailable": "503",
-        "quota_exceeded": "429",
-        "internal": "500",
-    }.get(category, "400")
+    return HTTP_STATUS.get(ErrorCategory(category), "400")

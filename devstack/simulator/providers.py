@@ -15,27 +15,32 @@ from decimal import Decimal
 
 from core.domain.catalog import PROVIDERS
 from core.domain.classifier import ProviderError
+from core.domain.models import ErrorCategory
 from core.providers.base import Completion, CompletionRequest, ProviderCallFailed
 from devstack.seed.profiles import MODELS
 from devstack.simulator.incidents import Incidents
 
-ERROR_SHAPES: dict[str, tuple[int, str, str]] = {
-    "provider_timeout": (504, "timeout", "Upstream request timed out after 60 s"),
-    "provider_rate_limited": (429, "rate_limit_exceeded", "Rate limit reached for requests per minute"),
-    "provider_unavailable": (503, "service_unavailable", "Service temporarily unavailable"),
-    "invalid_request": (400, "invalid_request_error", "Invalid value for parameter temperature"),
-    "content_filtered": (400, "content_filter", "Output blocked by the content policy"),
-    "context_length_exceeded": (400, "context_length_exceeded", "This model's maximum context length is exceeded"),
+ERROR_SHAPES: dict[ErrorCategory, tuple[int, str, str]] = {
+    ErrorCategory.PROVIDER_TIMEOUT: (504, "timeout", "Upstream request timed out after 60 s"),
+    ErrorCategory.PROVIDER_RATE_LIMITED: (429, "rate_limit_exceeded", "Rate limit reached for requests per minute"),
+    ErrorCategory.PROVIDER_UNAVAILABLE: (503, "service_unavailable", "Service temporarily unavailable"),
+    ErrorCategory.INVALID_REQUEST: (400, "invalid_request_error", "Invalid value for parameter temperature"),
+    ErrorCategory.CONTENT_FILTERED: (400, "content_filter", "Output blocked by the content policy"),
+    ErrorCategory.CONTEXT_LENGTH_EXCEEDED: (
+        400,
+        "context_length_exceeded",
+        "This model's maximum context length is exceeded",
+    ),
 }
 
 # Normal-day error rates per call, by category.
-BASE_ERROR_RATES: dict[str, float] = {
-    "provider_timeout": 0.004,
-    "provider_rate_limited": 0.006,
-    "provider_unavailable": 0.003,
-    "invalid_request": 0.004,
-    "content_filtered": 0.002,
-    "context_length_exceeded": 0.002,
+BASE_ERROR_RATES: dict[ErrorCategory, float] = {
+    ErrorCategory.PROVIDER_TIMEOUT: 0.004,
+    ErrorCategory.PROVIDER_RATE_LIMITED: 0.006,
+    ErrorCategory.PROVIDER_UNAVAILABLE: 0.003,
+    ErrorCategory.INVALID_REQUEST: 0.004,
+    ErrorCategory.CONTENT_FILTERED: 0.002,
+    ErrorCategory.CONTEXT_LENGTH_EXCEEDED: 0.002,
 }
 
 
@@ -58,7 +63,7 @@ class SimulatedProvider:
         models: dict[str, SimulatedModel],
         *,
         incidents: Incidents | None = None,
-        error_rates: dict[str, float] | None = None,
+        error_rates: dict[ErrorCategory, float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
@@ -72,7 +77,7 @@ class SimulatedProvider:
         """The models this provider serves."""
         return tuple(self._models)
 
-    def _fail(self, category: str, latency_ms: int) -> ProviderCallFailed:
+    def _fail(self, category: ErrorCategory, latency_ms: int) -> ProviderCallFailed:
         status, code, message = ERROR_SHAPES[category]
         return ProviderCallFailed(self.name, status, code, message, latency_ms=latency_ms)
 
@@ -89,13 +94,15 @@ class SimulatedProvider:
             latency *= 6.0
         latency = min(max(latency, 20.0), 600_000.0)
         if "provider_outage" in incidents and rng.random() < 0.97:
-            raise self._fail("provider_unavailable", int(rng.uniform(30, 400)))
+            raise self._fail(ErrorCategory.PROVIDER_UNAVAILABLE, int(rng.uniform(30, 400)))
         if "rate_limit_storm" in incidents and rng.random() < 0.35:
-            raise self._fail("provider_rate_limited", int(rng.uniform(20, 120)))
+            raise self._fail(ErrorCategory.PROVIDER_RATE_LIMITED, int(rng.uniform(20, 120)))
         draw = rng.random()
         for category, rate in self.error_rates.items():
             if draw < rate:
-                failed_after = 60_000 if category == "provider_timeout" else int(latency * rng.uniform(0.05, 0.4))
+                failed_after = (
+                    60_000 if category == ErrorCategory.PROVIDER_TIMEOUT else int(latency * rng.uniform(0.05, 0.4))
+                )
                 raise self._fail(category, max(20, failed_after))
             draw -= rate
         cost = request.input_tokens / 1000 * profile.price_in + output_tokens / 1000 * profile.price_out

@@ -11,31 +11,9 @@ from streamlit.testing.v1 import AppTest
 from core.bootstrap import Services
 from core.cache.keys import Namespace
 from core.config import Settings, get_settings
-from core.domain.models import Actor, AuditOutcome, Role
+from core.domain.models import AuditOutcome, Role
 from dashboard.cache import REDIS_DOWN
-from tests.conftest import PROJECT_ROOT
-
-APP = PROJECT_ROOT / "dashboard" / "app.py"
-PAGE = "../pages/cache.py"
-TIMEOUT = 30
-
-
-def open_page(role: Role) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.session_state["actor"] = Actor(id=f"dev:{role.value}", role=role, display_name=role.value, dev_login=True)
-    at.run()
-    at.switch_page(PAGE)
-    return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in at.metric}
+from tests.support.apptest import metrics, open_page, run
 
 
 def texts(elements: object) -> list[str]:
@@ -44,7 +22,7 @@ def texts(elements: object) -> list[str]:
 
 @pytest.fixture()
 def operator_page(app_env: Settings) -> AppTest:
-    return open_page(Role.OPERATOR)
+    return open_page("cache.py", Role.OPERATOR)
 
 
 def test_the_page_shows_redis_figures_our_tiers_and_a_key_sample(app_env: Settings, seeded_services: Services) -> None:
@@ -52,7 +30,7 @@ def test_the_page_shows_redis_figures_our_tiers_and_a_key_sample(app_env: Settin
         seeded_services.cached_users.profile(user_id)
     seeded_services.cache.counters.flush()
 
-    at = open_page(Role.VIEWER)
+    at = open_page("cache.py", Role.VIEWER)
 
     assert at.title[0].value == "Cache"
     shown = metrics(at)
@@ -131,7 +109,7 @@ def redis_down(app_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 def test_with_redis_down_the_page_says_so_and_the_overview_still_works(redis_down: None) -> None:
-    at = open_page(Role.OPERATOR)
+    at = open_page("cache.py", Role.OPERATOR)
 
     [error] = [e for e in texts(at.error) if REDIS_DOWN in e]
     assert "Every other page keeps working" in error

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,28 +12,17 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from core.bootstrap import Services, build_services
-from core.config import Settings, get_settings
+from core.bootstrap import Services
+from core.config import Settings
 from core.domain.models import Role
-from devstack.seed import SeedOptions, seed
-from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run
-from tests.conftest import test_settings as settings_for
+from tests.support.apptest import button, errors, open_page, run
+from tests.support.databases import SeedPlan
 
 
 @pytest.fixture()
-def fresh(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
-    """The dashboard on a fresh seeded database the test may change."""
-    url = make_database()
-    seed(url, SeedOptions(executions=3_000, days=3, seed=21, payload_fraction=0.5), progress=False)
-    # Its own key prefix (inside the run's): cached profiles of another test's database never leak in.
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    point_dashboard_at(monkeypatch, url, redis_url, prefix)
-    built = build_services(settings_for(url, redis_url, prefix))
-    yield built
-    built.close()
-    get_settings.cache_clear()
+def fresh(seeded_copy: Callable[[SeedPlan], str], dashboard_on: Callable[[str], Services]) -> Services:
+    """Point the dashboard at a copy of a seeded platform the test may change."""
+    return dashboard_on(seeded_copy(SeedPlan(executions=3_000, days=3, seed=21, payload_fraction=0.5)))
 
 
 def busy_user(services: Services) -> tuple[int, str]:

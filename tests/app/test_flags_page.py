@@ -12,17 +12,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
-from core.domain.models import Actor, AuditOutcome, Role
+from core.domain.models import AuditOutcome, Role
 from core.flags.unleash_admin import UnleashAdmin
-from tests.conftest import PROJECT_ROOT
-from tests.integration import test_flags_unleash_server as unleash_server
-from tests.integration.test_flags_unleash_server import RunningUnleash
+from tests.support.apptest import open_page, run
+from tests.support.unleash import RunningUnleash
 
-unleash = unleash_server.unleash  # the run's Unleash, shared with the other flag test modules
-
-APP = PROJECT_ROOT / "dashboard" / "app.py"
-PAGE = "../pages/flags.py"
-TIMEOUT = 60
+# With the other tests of the run's Unleash in one worker, so the run starts one unleash-server.
+pytestmark = pytest.mark.xdist_group("unleash")
 
 
 @pytest.fixture()
@@ -67,20 +63,6 @@ def new_flag(admin: UnleashAdmin) -> str:
     return name
 
 
-def open_page(role: Role) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.session_state["actor"] = Actor(id=f"dev:{role.value}", role=role, display_name=role.value, dev_login=True)
-    at.run()
-    at.switch_page(PAGE)
-    return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 # A column only that table has, to tell the page's tables apart.
 TABLES = {"flags": "Staleness", "evaluation": "Answered from", "events": "Event", "audit": "Outcome"}
 
@@ -115,7 +97,7 @@ def test_product_sees_every_flag_in_both_environments_and_turns_one_on_in_produc
     flags_env: Settings, admin: UnleashAdmin
 ) -> None:
     name = new_flag(admin)
-    at = open_page(Role.PRODUCT)
+    at = open_page("flags.py", Role.PRODUCT)
 
     assert at.title[0].value == "Feature flags"
     frame = table(at)
@@ -137,7 +119,7 @@ def test_product_sees_every_flag_in_both_environments_and_turns_one_on_in_produc
 
 def test_a_change_without_the_confirmation_is_not_applied(flags_env: Settings, admin: UnleashAdmin) -> None:
     name = new_flag(admin)
-    at = open_page(Role.ADMIN)
+    at = open_page("flags.py", Role.ADMIN)
 
     fill_change(at, flag=name, environment="production", action="Turn on", reason="oops", confirm=False)
     run(at)
@@ -149,7 +131,7 @@ def test_a_change_without_the_confirmation_is_not_applied(flags_env: Settings, a
 
 def test_a_change_without_a_reason_is_refused_with_a_message(flags_env: Settings, admin: UnleashAdmin) -> None:
     name = new_flag(admin)
-    at = open_page(Role.PRODUCT)
+    at = open_page("flags.py", Role.PRODUCT)
 
     fill_change(at, flag=name, environment="production", action="Set rollout %", reason="")
     run(at)
@@ -161,7 +143,7 @@ def test_a_change_without_a_reason_is_refused_with_a_message(flags_env: Settings
 
 @pytest.mark.parametrize("role", [Role.SUPPORT, Role.VIEWER, Role.OPERATOR])
 def test_other_roles_see_the_flags_but_no_way_to_change_them(flags_env: Settings, role: Role) -> None:
-    at = open_page(role)
+    at = open_page("flags.py", role)
 
     assert "new-prompt-editor" in set(table(at)["Flag"])
     assert not [button for button in at.button if button.label == "Apply change"]
@@ -169,7 +151,7 @@ def test_other_roles_see_the_flags_but_no_way_to_change_them(flags_env: Settings
 
 
 def test_filters_narrow_the_table(flags_env: Settings) -> None:
-    at = open_page(Role.VIEWER)
+    at = open_page("flags.py", Role.VIEWER)
 
     at.multiselect(key="flags.types").select("kill-switch")
     run(at)
@@ -188,7 +170,7 @@ def test_filters_narrow_the_table(flags_env: Settings) -> None:
 
 
 def test_evaluate_for_a_user_shows_what_the_client_answers(flags_env: Settings) -> None:
-    at = open_page(Role.VIEWER)
+    at = open_page("flags.py", Role.VIEWER)
 
     at.text_input(key="flags.evaluate.user").input("user-42")
     at.text_area(key="flags.evaluate.properties").input("tier=pro")
@@ -204,7 +186,7 @@ def test_evaluate_for_a_user_shows_what_the_client_answers(flags_env: Settings) 
 
 def test_history_shows_unleash_events_beside_our_audit_rows(flags_env: Settings, admin: UnleashAdmin) -> None:
     name = new_flag(admin)
-    at = open_page(Role.PRODUCT)
+    at = open_page("flags.py", Role.PRODUCT)
     fill_change(at, flag=name, environment="development", action="Turn on", reason="try it in dev")
     run(at)
 
@@ -228,14 +210,14 @@ def test_history_shows_unleash_events_beside_our_audit_rows(flags_env: Settings,
 def test_with_unleash_down_the_page_shows_the_last_known_state_with_its_age_and_refuses_changes(
     flags_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    live = open_page(Role.PRODUCT)
+    live = open_page("flags.py", Role.PRODUCT)
     shown_live = table(live)
     # The same dashboard once Unleash stops answering (the last known state is in Redis).
     monkeypatch.setenv("KROWOC_UNLEASH_URL", "http://127.0.0.1:9/api")
     monkeypatch.setenv("KROWOC_UNLEASH_TIMEOUT_SECONDS", "1")
     get_settings.cache_clear()
 
-    at = open_page(Role.PRODUCT)
+    at = open_page("flags.py", Role.PRODUCT)
 
     [banner] = [text for text in texts(at.warning) if text.startswith("Unleash is not answering")]
     assert "Showing the last known state from" in banner and " old. Changes are refused" in banner
@@ -251,7 +233,7 @@ def test_without_any_unleash_the_page_says_how_to_get_one(
     monkeypatch.setenv("KROWOC_REDIS_KEY_PREFIX", f"{redis_prefix}no-unleash:")
     get_settings.cache_clear()
 
-    at = open_page(Role.PRODUCT)
+    at = open_page("flags.py", Role.PRODUCT)
 
     [message] = texts(at.error)
     assert "Unleash is not configured" in message and "npm install -g unleash-server@6" in message

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from core.bootstrap import Services, build_services
-from core.config import get_settings
+from core.bootstrap import Services
 from core.domain.models import Role
 from core.leaderboards import MIN_EXECUTIONS, LeaderboardRecompute, Subject, Window
-from devstack.seed import SeedOptions, seed
-from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run, successes
-from tests.conftest import test_settings as settings_for
+from tests.support.apptest import button, errors, open_page, run, successes
+from tests.support.databases import SeedPlan
 
 
 @pytest.fixture()
-def fresh(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=20_000, days=8, seed=29), progress=False)
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    point_dashboard_at(monkeypatch, url, redis_url, prefix)
-    built = build_services(settings_for(url, redis_url, prefix))
-    yield built
-    built.close()
-    get_settings.cache_clear()
+def fresh(seeded_copy: Callable[[SeedPlan], str], dashboard_on: Callable[[str], Services]) -> Services:
+    """Point the dashboard at a copy of a seeded platform the test may change."""
+    return dashboard_on(seeded_copy(SeedPlan(executions=20_000, days=8, seed=29)))
 
 
 def test_an_operator_recomputes_and_sees_the_top_users_with_the_rule(fresh: Services) -> None:

@@ -11,15 +11,10 @@ import redis
 from streamlit.testing.v1 import AppTest
 
 from core.config import get_settings
-from core.domain.models import Actor, AuditOutcome, Role
+from core.domain.models import AuditOutcome, Role
 from core.providers.breaker import BreakerOverride, CircuitBreakers
-from dashboard.operate import NOT_CONFIGURED
-from tests.conftest import PROJECT_ROOT
-from tests.operate_support import operate_database_fixture  # noqa: F401
-
-APP = PROJECT_ROOT / "dashboard" / "app.py"
-PAGES = PROJECT_ROOT / "pages"
-TIMEOUT = 60
+from dashboard.live import NOT_CONFIGURED
+from tests.support.apptest import open_page, run
 
 
 @pytest.fixture()
@@ -34,20 +29,6 @@ def dashboard_env(
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
-
-
-def open_page(page: str, role: Role = Role.VIEWER, params: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.session_state["actor"] = Actor(id=f"dev:{role.value}", role=role, display_name=role.value, dev_login=True)
-    at.switch_page(str(PAGES / page))
-    at.query_params.update(params or {})
-    return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def figures(at: AppTest) -> list[Any]:

@@ -19,7 +19,8 @@ from core.domain.models import Actor, Role, TimeWindow
 from dashboard import formats
 from dashboard.auth import DEV_BANNER, NO_LOGIN_MESSAGE
 from queries import overview
-from tests.conftest import PROJECT_ROOT
+from queries.grain import grain_for, whole_buckets
+from tests.support.settings import PROJECT_ROOT
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"
 TIMEOUT = 30
@@ -42,20 +43,20 @@ SELECT (SELECT count(*) FROM window_rows) AS executions,
 
 @pytest.fixture()
 def app(app_env: Settings) -> AppTest:
-    """The dashboard on the seeded database, with the dev login on and nobody signed in."""
+    """Return the dashboard on the seeded database, with the dev login on and nobody signed in."""
     return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
 
 
 @pytest.fixture()
 def signed_in(app: AppTest) -> AppTest:
-    """The dashboard with an operator signed in through the dev login."""
+    """Return the dashboard with an operator signed in through the dev login."""
     app.session_state["actor"] = Actor(id="dev:ada", role=Role.OPERATOR, display_name="Ada", dev_login=True)
     return app
 
 
 @pytest.fixture()
 def no_dev_login(app_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The same dashboard with the dev login turned off."""
+    """Turn the dev login off for the same dashboard."""
     monkeypatch.setenv("KROWOC_DEV_LOGIN", "false")
     get_settings.cache_clear()
     yield
@@ -83,7 +84,7 @@ def figures(at: AppTest) -> list[dict[str, Any]]:
 
 
 def values(encoded: Any) -> list[Any]:
-    """Decodes a trace's data: a JSON list, or Plotly's base64 typed array."""
+    """Decode a trace's data: a JSON list, or Plotly's base64 typed array."""
     if isinstance(encoded, dict):
         return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]).tolist()
     return list(encoded)
@@ -214,8 +215,8 @@ def test_the_metrics_match_the_raw_executions_and_the_charts_are_drawn(
 
     window = shown_window(signed_in)
     assert window.span == timedelta(hours=24)
-    grain = overview.grain_for(window)
-    span = overview.whole_buckets(window, grain)
+    grain = grain_for(window)
+    span = whole_buckets(window, grain)
     with seeded_services.db.read() as conn:
         raw = conn.execute(text(RAW_TOTALS), {"start": span.start, "end": span.end}).one()
         totals = overview.execution_totals(conn, window)

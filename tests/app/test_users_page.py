@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
 
-from core.bootstrap import Services, build_services
+from core.bootstrap import Services
 from core.config import Settings, get_settings
 from core.domain.models import Role
 from core.ratelimit import RateLimiter
-from devstack.seed import SeedOptions, seed
-from tests.app.support_pages import button, errors, open_page, point_dashboard_at, run, successes
-from tests.conftest import test_settings as settings_for
+from tests.support.apptest import button, errors, open_page, run, successes
+from tests.support.databases import SeedPlan
 
 
 @pytest.fixture()
-def fresh(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=3_000, days=3, seed=23), progress=False)
-    # Its own key prefix (inside the run's): cached profiles of another test's database never leak in.
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    point_dashboard_at(monkeypatch, url, redis_url, prefix)
-    built = build_services(settings_for(url, redis_url, prefix))
-    yield built
-    built.close()
-    get_settings.cache_clear()
+def fresh(seeded_copy: Callable[[SeedPlan], str], dashboard_on: Callable[[str], Services]) -> Services:
+    """Point the dashboard at a copy of a seeded platform the test may change."""
+    return dashboard_on(seeded_copy(SeedPlan(executions=3_000, days=3, seed=23)))
 
 
 def free_user(services: Services) -> tuple[int, str]:
@@ -165,6 +154,28 @@ def test_a_viewer_is_refused_an_action(fresh: Services) -> None:
 
     assert any("may not suspend user" in e for e in errors(at))
     assert metrics(at)["Status"] == "active"
+
+
+def test_with_redis_down_a_suspension_says_so_beside_its_form_and_changes_nothing(
+    fresh: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user_id, _ = free_user(fresh)
+    monkeypatch.setenv("KROWOC_REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    at = open_page("users.py", Role.SUPPORT, {"user": str(user_id)})
+    assert any("the bucket cannot be shown" in w.value for w in at.warning)
+
+    at.text_input(key="users.status_reason").input("chargeback")
+    button(at, "Suspend").click()
+    run(at)
+
+    [error] = errors(at)
+    assert "Redis did not answer" in error and "sessions could not be dropped" in error
+    assert metrics(at)["Status"] == "active"
+    # Shown beside its form: the forms after it are still drawn.
+    assert button(at, "Reset rate limit") and button(at, "Cancel execution")
+    [record] = fresh.audit.search(action="user.suspend", target_id=str(user_id))
+    assert record.outcome == "failed"
 
 
 def test_a_stuck_execution_is_cancelled_from_the_users_page(fresh: Services) -> None:

@@ -12,9 +12,10 @@ from playwright.sync_api import expect
 
 from core.cache.keys import Namespace, version_key
 from core.domain.models import Role
-from tests.e2e.conftest import dev_log_in
+from tests.support.browser import dev_log_in
 
-pytestmark = pytest.mark.e2e
+# Every browser test in one worker: one Chromium and one shared dashboard server for the run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 def test_an_operator_sees_the_cache_and_flushes_a_namespace_with_a_reason(

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from core.domain.models import Role
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.conftest import dev_log_in
+from tests.support.browser import dev_log_in
+from tests.support.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.e2e
+# Every browser test in one worker: one Chromium and one shared dashboard server for the run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 # The navigation's titles by page file (dashboard/app.py), in its order.
 PAGES = {

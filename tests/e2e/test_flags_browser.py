@@ -11,29 +11,26 @@ import pytest
 
 from core.domain.models import Role
 from core.flags.unleash_admin import UnleashAdmin
-from tests.conftest import _create_database, _with_db
-from tests.e2e.conftest import dev_log_in, running_dashboard
-from tests.integration import test_flags_unleash_server as unleash_server
-from tests.integration.test_flags_unleash_server import RunningUnleash
+from tests.support.browser import dev_log_in, running_dashboard
+from tests.support.databases import RunDatabases
+from tests.support.unleash import RunningUnleash
 
-pytestmark = pytest.mark.e2e
-unleash = unleash_server.unleash  # the run's Unleash, shared with the other flag test modules
+# With the other tests of the run's Unleash in one worker, so the run starts one unleash-server.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("unleash")]
 
 
 @pytest.fixture(scope="module")
 def flags_dashboard_url(
-    servers: tuple[str, str],
-    _databases: list[str],
-    template_database: str,
+    databases: RunDatabases,
     redis_url: str,
     redis_prefix: str,
     unleash: RunningUnleash,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """Starts ``streamlit run dashboard/app.py`` pointed at the run's Unleash and a fresh database."""
+    """Start ``streamlit run dashboard/app.py`` pointed at the run's Unleash and a fresh database."""
     folder = tmp_path_factory.mktemp("flags-streamlit")
     settings = {
-        "KROWOC_DATABASE_URL": _with_db(servers[0], _create_database(servers, _databases, template_database)),
+        "KROWOC_DATABASE_URL": databases.migrated(),
         "KROWOC_REDIS_URL": redis_url,
         "KROWOC_REDIS_KEY_PREFIX": redis_prefix,
         "KROWOC_UNLEASH_URL": unleash.endpoint.api_url,

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from core.domain.models import Role
-from tests.e2e.conftest import dev_log_in
+from tests.support.browser import dev_log_in
 
-pytestmark = pytest.mark.e2e
+# Every browser test in one worker: one Chromium and one shared dashboard server for the run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 def test_an_operator_reads_errors_and_latency(page: Any, dashboard_url: str, tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ import psycopg
 import pytest
 
 from core.domain.models import TimeWindow
-from tests.e2e.conftest import dev_log_in
+from tests.support.browser import dev_log_in
 
-pytestmark = pytest.mark.e2e
+# Every browser test in one worker: one Chromium and one shared dashboard server for the run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 def test_dev_login_then_overview_shows_real_figures(

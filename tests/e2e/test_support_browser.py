@@ -6,7 +6,6 @@ changes data: a tier, a rate-limit bucket and audit records.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,19 @@ import redis
 from core.adapters.db import libpq_url
 from core.domain.models import Role, Tier
 from core.ratelimit import RateLimiter
-from devstack.seed import SeedOptions, seed
-from tests.e2e.conftest import dev_log_in, running_dashboard
+from tests.support.browser import dev_log_in, running_dashboard
+from tests.support.databases import SeedPlan
 
-pytestmark = pytest.mark.e2e
+# Every browser test in one worker: one Chromium and one shared dashboard server for the run.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 
 
 @pytest.fixture()
 def support_stack(
-    make_database: Callable[..., str], redis_url: str, redis_prefix: str, tmp_path: Path
+    seeded_copy: Callable[[SeedPlan], str], redis_url: str, prefix: str, tmp_path: Path
 ) -> Iterator[dict[str, Any]]:
-    """A fresh seeded database, its own Redis key prefix, and a dashboard on it."""
-    database_url = make_database()
-    seed(database_url, SeedOptions(executions=6_000, days=2, seed=31, payload_fraction=0.5), progress=False)
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    """Run a dashboard on a copy of a seeded platform with its own Redis key prefix."""
+    database_url = seeded_copy(SeedPlan(executions=6_000, days=2, seed=31, payload_fraction=0.5))
     settings = {"KROWOC_DATABASE_URL": database_url, "KROWOC_REDIS_URL": redis_url, "KROWOC_REDIS_KEY_PREFIX": prefix}
     with running_dashboard(settings, tmp_path / "streamlit.log") as url:
         yield {"url": url, "database_url": database_url, "prefix": prefix, "redis_url": redis_url}

@@ -21,13 +21,13 @@ from core.bootstrap import Services
 from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, AuditOutcome, AuditSource, Role
 from core.domain.rbac import Permission, PermissionDenied
-from tests.conftest import actor
+from tests.support.settings import actor
 
 
 def _add_user(
     services: Services, *, user_id: int, who: Actor, reason: str | None = "new account"
 ) -> AbstractContextManager[AuditedAction]:
-    """Opens the audited action the tests run their changes in."""
+    """Open the audited action the tests run their changes in."""
     return services.audit.action(
         who,
         "user.change_tier",

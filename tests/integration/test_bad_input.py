@@ -13,13 +13,13 @@ from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, TimeWindow
 from core.leaderboards import parse_subject, parse_window
 from core.users import ExecutionCancel, PayloadReveal, TierChange, UserStatusChange
-from dashboard.support import parse_execution_params
+from dashboard.executions import parse_execution_params
 from dashboard.time_range import RangeChoice
-from devstack.seed import SeedOptions, seed
 from queries import executions as q
 from queries import users as user_queries
 from queries.executions import ExecutionFilters
-from tests.conftest import test_settings as settings_for
+from tests.support.databases import SeedPlan
+from tests.support.settings import settings_for
 
 SQL_METACHARACTERS = [
     "'; DROP TABLE users; --",
@@ -36,9 +36,9 @@ NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 
 
 @pytest.fixture()
-def svc(make_database: Callable[..., str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=2_000, days=2, seed=9), progress=False)
+def svc(seeded_copy: Callable[[SeedPlan], str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
+    """Services on a copy of a small seeded platform (seeded once per run) that the test may change."""
+    url = seeded_copy(SeedPlan(executions=2_000, days=2, seed=9))
     built = build_services(settings_for(url, redis_url, redis_prefix))
     yield built
     built.close()

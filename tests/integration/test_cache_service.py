@@ -24,8 +24,7 @@ from core.cache.store import Cache
 from core.domain.exceptions import InvalidInput, RedisUnavailable
 from core.domain.models import Actor, AuditOutcome, Role, Tier, User
 from core.domain.rbac import PermissionDenied
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
+from tests.support.settings import actor, settings_for
 
 DOWN_URL = "redis://127.0.0.1:1/0"
 

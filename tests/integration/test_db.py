@@ -18,7 +18,7 @@ CLOSED = "postgresql://postgres@127.0.0.1:1/krowoc"
 
 @pytest.fixture()
 def open_database() -> Iterator[Callable[..., Database]]:
-    """Builds Database objects and disposes their pools after the test."""
+    """Build Database objects and disposes their pools after the test."""
     built: list[Database] = []
 
     def make(primary: str, replica: str | None = None, **options: float) -> Database:

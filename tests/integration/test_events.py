@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,19 +27,10 @@ from core.cache import keys
 from core.cache.service import CacheService, NamespaceInvalidation, TierInvalidation
 from core.cache.store import Cache
 from core.domain.models import Role
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
+from tests.support.polling import eventually
+from tests.support.settings import actor, settings_for
 
 NAME = TypeAdapter(str | None)
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture()

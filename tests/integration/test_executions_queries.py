@@ -14,11 +14,13 @@ from sqlalchemy import text
 from core.bootstrap import Services, build_services
 from core.domain.exceptions import InvalidInput
 from core.domain.models import ErrorCategory, ExecutionStatus, TimeWindow
-from devstack.seed import SeedOptions, seed
 from queries import executions as q
 from queries.executions import Cursor, ExecutionFilters, SortKey
-from tests.conftest import SEED_DAYS
-from tests.conftest import test_settings as settings_for
+from tests.support.databases import SHARED_PLAN, SeedPlan
+from tests.support.settings import settings_for
+
+# Its tests share the module's databases: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("executions")
 
 ORDER_SQL = {
     SortKey.TIME: "created_at {d}, id {d}",
@@ -38,7 +40,7 @@ def seeded(seeded_database_url: str, redis_url: str, redis_prefix: str) -> Itera
 def whole_range(seeded: Services) -> TimeWindow:
     with seeded.db.read() as conn:
         newest = conn.execute(text("SELECT max(created_at) FROM prompt_executions")).scalar_one()
-    return TimeWindow(start=newest - timedelta(days=SEED_DAYS + 1), end=newest + timedelta(minutes=1))
+    return TimeWindow(start=newest - timedelta(days=SHARED_PLAN.days + 1), end=newest + timedelta(minutes=1))
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +200,9 @@ def test_a_large_export_comes_in_bounded_chunks(seeded: Services, whole_range: T
 
 
 @pytest.fixture()
-def writable(make_database: Callable[..., str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=3_000, days=2, seed=11), progress=False)
+def writable(seeded_copy: Callable[[SeedPlan], str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
+    """Services on a copy of a small seeded platform (seeded once per run) that the test may change."""
+    url = seeded_copy(SeedPlan(executions=3_000, days=2, seed=11))
     built = build_services(settings_for(url, redis_url, redis_prefix))
     yield built
     built.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +21,12 @@ from core.flags.evaluation import FlagEvaluator
 from core.flags.models import ChangeRefused, FlagToggle, RolloutChange, UnknownEnvironment, UnknownFlag
 from core.flags.registry import REGISTRY
 from core.flags.unleash_admin import UnleashAdmin
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
-from tests.integration import test_flags_unleash_server as unleash_server
-from tests.integration.test_flags_unleash_server import RunningUnleash
+from tests.support.polling import eventually
+from tests.support.settings import actor, settings_for
+from tests.support.unleash import RunningUnleash
 
-unleash = unleash_server.unleash  # the run's Unleash, shared with the other flag test modules
+# Every test of the run's Unleash runs in one worker, so the run starts one unleash-server.
+pytestmark = pytest.mark.xdist_group("unleash")
 
 PRODUCT = actor(Role.PRODUCT, "pm@krowoc.test")
 REFRESH_SECONDS = 1
@@ -63,7 +62,7 @@ def admin(unleash: RunningUnleash) -> Iterator[UnleashAdmin]:
 
 
 def new_flag(admin: UnleashAdmin, *, rollout: int = 100, on_in_production: bool = False) -> str:
-    """Creates a flag of its own for one test, with a gradual rollout in both environments."""
+    """Create a flag of its own for one test, with a gradual rollout in both environments."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     admin.create_flag("default", name, "release", "made by a test")
     for env in ("development", "production"):
@@ -81,7 +80,7 @@ def production_state(admin: UnleashAdmin, name: str) -> tuple[bool, int | None]:
 
 
 def observer(unleash: RunningUnleash, folder: Path) -> UnleashClient:
-    """A separate real Unleash client, as the platform's API would run one."""
+    """Start a separate real Unleash client, as the platform's API would run one."""
     client = UnleashClient(
         url=unleash.endpoint.api_url,
         app_name="krowoc-api-test",
@@ -94,15 +93,6 @@ def observer(unleash: RunningUnleash, folder: Path) -> UnleashClient:
     )
     client.initialize_client()
     return client
-
-
-def wait_until(check: Callable[[], bool], *, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()
 
 
 # -- listing ---------------------------------------------------------------------------------------
@@ -141,7 +131,7 @@ def test_a_toggle_is_seen_by_a_separate_unleash_client_within_its_refresh_interv
     name = new_flag(admin)
     client = observer(unleash, tmp_path / "observer")
     try:
-        assert wait_until(lambda: name in client.feature_definitions(), seconds=10 * REFRESH_SECONDS)
+        assert eventually(lambda: name in client.feature_definitions(), timeout=10 * REFRESH_SECONDS)
         assert not client.is_enabled(name, {"userId": "42"})
 
         result = flag_services.flags.set_enabled(
@@ -152,7 +142,7 @@ def test_a_toggle_is_seen_by_a_separate_unleash_client_within_its_refresh_interv
         assert result.propagated  # what Unleash serves its clients had the change before the call returned
         assert production_state(admin, name) == (True, 100)
         # Polled every REFRESH_SECONDS: a few intervals cover the poll's jitter and a slow machine.
-        assert wait_until(lambda: client.is_enabled(name, {"userId": "42"}), seconds=10 * REFRESH_SECONDS)
+        assert eventually(lambda: client.is_enabled(name, {"userId": "42"}), timeout=10 * REFRESH_SECONDS)
     finally:
         client.destroy()
     [record] = flag_services.audit.search(target_id=name)
@@ -261,11 +251,11 @@ def test_a_30_percent_rollout_enables_about_30_percent_of_10000_users(
     assert production_state(admin, name) == (True, 30)
     evaluator = flag_services.flags.evaluator
     assert evaluator is not None
-    assert wait_until(lambda: evaluator.evaluate(name).known_to_client, seconds=10 * REFRESH_SECONDS)
+    assert eventually(lambda: evaluator.evaluate(name).known_to_client, timeout=10 * REFRESH_SECONDS)
     # The client may still hold the 100 % rollout for one poll: wait until it has the 30 %.
-    assert wait_until(
+    assert eventually(
         lambda: sum(evaluator.evaluate(name, {"userId": str(u)}).enabled for u in range(200)) < 200,
-        seconds=10 * REFRESH_SECONDS,
+        timeout=10 * REFRESH_SECONDS,
     )
     enabled = sum(evaluator.evaluate(name, {"userId": str(user)}).enabled for user in range(USERS))
     assert abs(enabled / USERS - 0.30) <= ROLLOUT_TOLERANCE
@@ -293,7 +283,7 @@ def test_evaluate_answers_what_the_real_client_answers_and_defaults_for_unknown_
 ) -> None:
     evaluator = flag_services.flags.evaluator
     assert evaluator is not None
-    assert wait_until(lambda: "team-workspaces" in evaluator.known(), seconds=10 * REFRESH_SECONDS)
+    assert eventually(lambda: "team-workspaces" in evaluator.known(), timeout=10 * REFRESH_SECONDS)
 
     results = {e.name: e for e in flag_services.flags.evaluate_all({"userId": "7", "properties": {}})}
 
@@ -313,7 +303,7 @@ def test_with_unleash_stopped_the_list_is_the_last_known_state_and_a_toggle_fail
     live = flag_services.flags.list_flags()
     evaluator = flag_services.flags.evaluator
     assert evaluator is not None
-    assert wait_until(lambda: "team-workspaces" in evaluator.known(), seconds=10 * REFRESH_SECONDS)
+    assert eventually(lambda: "team-workspaces" in evaluator.known(), timeout=10 * REFRESH_SECONDS)
     audit_before = len(flag_services.audit.latest(limit=1000))
 
     unleash.server.down()

@@ -1,84 +1,19 @@
-"""A real unleash-server for the run, and the tests of starting and stopping it.
-
-``unleash`` is the session fixture the flag tests share: one ``unleash-server`` from npm on a free
-loopback port, against a fresh empty database on the test PostgreSQL server, seeded with the
-registered flags, stopped (and its database dropped) at the end of the run. Modules that import it
-share one server: the first one starts it, the last one to finish stops it.
-"""
+"""The run's real unleash-server (the ``unleash`` fixture of ``tests/conftest.py``): starting and stopping it."""
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
 from core.config import Settings
-from core.flags.models import UnleashEndpoint
-from devstack.flags import seed_flags
 from devstack.unleash import UnleashServer, healthy, missing_requirement, start_embedded
-from tests.conftest import _create_database, _with_db, require_tool
+from tests.support.network import free_port
+from tests.support.unleash import RunningUnleash
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class RunningUnleash:
-    """The run's Unleash: its server (to stop and restart it), endpoint and database URL."""
-
-    server: UnleashServer
-    endpoint: UnleashEndpoint
-    database_url: str
-
-    def restart(self) -> None:
-        """Starts the server again after a test stopped it."""
-        self.endpoint = self.server.up()
-
-
-_lock = threading.Lock()
-_shared: dict[str, object] = {"users": 0, "running": None}
-
-
-def require_unleash() -> None:
-    """Skips (fails in CI) when node 18-20 or unleash-server 6 is missing, saying how to get them."""
-    problem = missing_requirement()
-    require_tool(problem is None, "unleash-server", problem or "")
-
-
-@pytest.fixture(scope="session")
-def unleash(
-    servers: tuple[str, str], _databases: list[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningUnleash]:
-    """A real Unleash for the run on a fresh database, seeded with the registered flags."""
-    require_unleash()
-    with _lock:
-        running = _shared["running"]
-        if running is None:
-            name = _create_database(servers, _databases)
-            database_url = _with_db(servers[0], name).replace("postgresql+psycopg://", "postgresql://")
-            server = UnleashServer(tmp_path_factory.mktemp("unleash"), free_port(), database_url)
-            endpoint = server.up()
-            seed_flags(endpoint, database_url=database_url)
-            running = RunningUnleash(server, endpoint, database_url)
-            _shared["running"] = running
-        _shared["users"] = int(str(_shared["users"])) + 1
-    assert isinstance(running, RunningUnleash)
-    try:
-        yield running
-    finally:
-        with _lock:
-            _shared["users"] = int(str(_shared["users"])) - 1
-            if _shared["users"] == 0:
-                running.server.down()
-                _shared["running"] = None
+# Every test of the run's Unleash runs in one worker, so the run starts one unleash-server.
+pytestmark = pytest.mark.xdist_group("unleash")
 
 
 def test_the_run_s_unleash_answers_on_loopback_with_its_tokens(unleash: RunningUnleash) -> None:

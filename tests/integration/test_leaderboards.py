@@ -16,9 +16,8 @@ from core.config import get_settings
 from core.domain.models import Actor, Role
 from core.domain.rbac import PermissionDenied
 from core.leaderboards import MIN_EXECUTIONS, TOP_N, LeaderboardRecompute, Subject, Window, rule_for
-from devstack.seed import SeedOptions, seed
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
+from tests.support.databases import SeedPlan
+from tests.support.settings import actor, settings_for
 
 RAW_RANKING = """
 SELECT {column} AS subject_id, round(avg(score), 4) AS avg_score, count(*) AS executions
@@ -29,9 +28,9 @@ GROUP BY 1 HAVING count(*) >= :minimum
 
 
 @pytest.fixture()
-def seeded_fresh(make_database: Callable[..., str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=20_000, days=10, seed=3), progress=False)
+def seeded_fresh(seeded_copy: Callable[[SeedPlan], str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
+    """Services on a copy of a small seeded platform (seeded once per run) that the test may change."""
+    url = seeded_copy(SeedPlan(executions=20_000, days=10, seed=3))
     built = build_services(settings_for(url, redis_url, redis_prefix))
     yield built
     built.close()

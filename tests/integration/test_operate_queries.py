@@ -15,9 +15,8 @@ from core.domain.histogram import RELATIVE_ERROR_BOUND, quantiles
 from core.domain.models import TimeWindow
 from core.executions.spikes import detect_spikes
 from queries import errors, latency
+from queries.grain import Grain, grain_for
 from queries.latency import Metric, SeriesBy
-from queries.overview import Grain
-from tests.operate_support import operate_database_fixture, operate_services_fixture  # noqa: F401
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
@@ -90,7 +89,7 @@ def test_top_errors_short_and_long_ranges_agree_with_the_raw_table(
                 {"s": window.start, "e": window.end, "provider": provider, "model": model},
             ).all()
         assert raw, "no failed execution matched: the check would compare nothing"
-        assert errors.grain_for(window) is grain
+        assert grain_for(window) is grain
         expected = {(c, code, msg): n for c, code, msg, n in raw}
         got = {(r.category, r.error_code, r.error_message): r.executions for r in top.itertuples()}
         assert got == expected

@@ -15,7 +15,7 @@ from core.bootstrap import Services
 from core.domain.histogram import RELATIVE_ERROR_BOUND, quantiles
 from core.domain.models import TimeWindow
 from queries import overview
-from queries.overview import Grain
+from queries.grain import Grain, whole_buckets
 
 RAW_TOTALS = """
 SELECT count(*) AS executions,
@@ -67,7 +67,7 @@ def conn(seeded_services: Services) -> Iterator[Connection]:
 
 @pytest.fixture()
 def seed_end(seeded_services: Services) -> datetime:
-    """The end of the seeded traffic (the minute after the newest execution)."""
+    """Return the end of the seeded traffic (the minute after the newest execution)."""
     with seeded_services.db.read() as own:  # its own transaction: tests count the others' table reads
         newest = own.execute(text("SELECT max(created_at) FROM prompt_executions")).scalar_one()
     return newest.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -87,7 +87,7 @@ def test_totals_match_the_raw_executions(conn: Connection, seed_end: datetime, s
     totals = overview.execution_totals(conn, window)
 
     assert totals.grain is grain
-    assert totals.window == overview.whole_buckets(window, grain)
+    assert totals.window == whole_buckets(window, grain)
     raw = _raw_totals(conn, totals.window)
     assert raw["executions"] > 0
     assert totals.executions == raw["executions"]
@@ -119,7 +119,7 @@ def test_executions_and_errors_per_bucket_match_the_raw_executions(
 
     frame = overview.executions_over_time(conn, window)
 
-    span_window = overview.whole_buckets(window, grain)
+    span_window = whole_buckets(window, grain)
     expected_buckets = int(span_window.span / grain.step)
     assert len(frame) == expected_buckets
     assert frame["bucket_start"].is_monotonic_increasing
@@ -162,7 +162,7 @@ def test_p95_per_bucket_follows_the_histogram_rule_and_the_raw_values(
 
     frame = overview.p95_latency_over_time(conn, window)
 
-    span_window = overview.whole_buckets(window, grain)
+    span_window = whole_buckets(window, grain)
     params = {"start": span_window.start, "end": span_window.end, "step": grain.step}
     histograms = {
         row.bucket_start: row for row in conn.execute(text(ROLLUP_HISTOGRAMS.format(table=grain.table)), params)

@@ -7,10 +7,8 @@ a real Prometheus (Debian's package) scraping it every second; both are stopped 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,16 +25,16 @@ from core.config import PROJECT_ROOT, Settings
 from core.domain.exceptions import PrometheusUnavailable
 from core.providers.breaker import BreakerOverride, CircuitBreakers
 from devstack.prometheus import PrometheusServer
-from tests.conftest import _create_database, _with_db, require_binary
+from tests.support.databases import RunDatabases
+from tests.support.network import free_port
+from tests.support.polling import wait_for
+from tests.support.tools import require_binary
+
+# Its tests share one simulator and one Prometheus: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("prometheus")
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "rules" / "krowoc.yml"
 INSTALL = "apt-get install -y prometheus"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -49,15 +47,8 @@ class Live:
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (requests.RequestException, PrometheusUnavailable):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
+    """Wait for Prometheus or the simulator, counting a server that does not answer yet as "not yet"."""
+    wait_for(check, what, timeout=timeout, interval=0.5, ignoring=(requests.RequestException, PrometheusUnavailable))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -72,16 +63,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def live(
-    servers: tuple[str, str],
-    _databases: list[str],
-    template_database: str,
+    databases: RunDatabases,
     redis_url: str,
     redis_prefix: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Live]:
-    """A simulator with an OpenAI outage and a real Prometheus scraping it every second."""
+    """Run a simulator with an OpenAI outage and a real Prometheus scraping it every second."""
     binary = require_binary("prometheus", INSTALL)
-    database_url = _with_db(servers[0], _create_database(servers, _databases, template_database))
+    database_url = databases.migrated()
     prefix = f"{redis_prefix}live:"
     metrics_port, prom_port = free_port(), free_port()
     root = tmp_path_factory.mktemp("prometheus")

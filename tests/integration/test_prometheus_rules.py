@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from core.config import PROJECT_ROOT
-from tests.conftest import require_binary
+from tests.support.tools import require_binary
 
 DEPLOY = PROJECT_ROOT / "deploy" / "prometheus"
 INSTALL = "apt-get install -y prometheus (Debian's package ships promtool)"

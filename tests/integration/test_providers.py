@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import text
 
 from cli.main import main
@@ -23,7 +25,7 @@ from core.providers.service import BreakerChange
 from devstack.simulator import TrafficSimulator
 from devstack.simulator.incidents import Incident, Incidents
 from devstack.simulator.providers import simulated_providers
-from tests.conftest import actor
+from tests.support.settings import actor
 
 
 @pytest.fixture()
@@ -85,7 +87,10 @@ def test_a_request_error_is_neither_retried_nor_counted(breakers: CircuitBreaker
 
 
 def test_a_dead_redis_lets_calls_through_and_is_asked_again_later(caplog: pytest.LogCaptureFixture) -> None:
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    # No client-side retries: each call to the dead Redis fails at once, as the breakers' own client does.
+    dead = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     now = [1000.0]
     breakers = CircuitBreakers(dead, "x:", redis_retry_seconds=5.0, clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="core.providers.breaker"):

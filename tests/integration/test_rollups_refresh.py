@@ -1,5 +1,8 @@
-"""The incremental refresher: after any sequence of inserts and refreshes, the rollups equal a
-from-scratch aggregation of the raw table; two refreshers never run at once."""
+"""The incremental refresher: the rollups always equal a from-scratch aggregation of the raw table.
+
+After any sequence of inserts and refreshes the rollups equal a from-scratch aggregation of the
+raw table; two refreshers never run at once.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from core.adapters.db import Database, libpq_url
 from core.executions import refresh as rollups_refresh
 from core.executions import rollups
 from core.executions.records import write_executions
-from tests.operate_support import random_records
+from tests.support.operate import random_records
 
 TABLES = {
     "execution_rollup_minute": "bucket_start, provider, model, status, error_category",

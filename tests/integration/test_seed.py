@@ -14,7 +14,7 @@ from core.adapters.db import libpq_url
 from core.domain.histogram import bucket_of, bucket_sql
 from core.executions import rollups
 from devstack.seed import SeedOptions, SeedRefused, hour_aligned_chunks, seed
-from tests.conftest import SEED_DAYS, SEED_EXECUTIONS
+from tests.support.databases import SHARED_PLAN
 
 END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -131,7 +131,7 @@ def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -
             "SELECT bool_and(cost_usd >= 0) AND sum(cost_usd) > 0 FROM prompt_executions"
         ).fetchone()
         span = conn.execute("SELECT max(created_at) - min(created_at) FROM prompt_executions").fetchone()
-    assert executions == SEED_EXECUTIONS
+    assert executions == SHARED_PLAN.executions
     assert tiers["free"] > tiers["pro"] > tiers["team"] > tiers["enterprise"] > 0
     assert medians["gpt-4o-mini"] < medians["gpt-4o"] < medians["o3-mini"]
     assert by_hour[15] > 2 * by_hour[3], "the daily traffic wave peaks in the afternoon"
@@ -139,7 +139,7 @@ def test_the_seeded_platform_looks_like_real_traffic(seeded_database_url: str) -
     assert worst_openai_rate is not None and worst_openai_rate[0] > 0.3, "the outage shows"
     assert 0 < payloads < executions * 0.05
     assert cost_ok
-    assert span is not None and span[0] > timedelta(days=SEED_DAYS - 1)
+    assert span is not None and span[0] > timedelta(days=SHARED_PLAN.days - 1)
 
 
 def test_chunks_never_split_an_hour() -> None:

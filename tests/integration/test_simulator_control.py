@@ -10,8 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,8 @@ from core.config import get_settings
 from core.providers.breaker import BreakerState
 from devstack.simulator import INCIDENTS_KEY, IncidentChannel, TrafficSimulator
 from devstack.simulator.incidents import Incident
-from tests.conftest import PROJECT_ROOT, test_settings
+from tests.support.polling import wait_for
+from tests.support.settings import PROJECT_ROOT, settings_for
 
 OUTAGE = "provider_outage:openai"
 SPIKE = "latency_spike:anthropic"
@@ -39,9 +39,9 @@ runner = CliRunner()
 
 @pytest.fixture()
 def env(cli_env: tuple[str, str], redis_url: str) -> Iterator[Services]:
-    """The services a simulator runs on, over the command line's database and key prefix (``cli_env``)."""
+    """Yield the services a simulator runs on, over the command line's database and key prefix (``cli_env``)."""
     url, prefix = cli_env
-    services = build_services(test_settings(url, redis_url, prefix))
+    services = build_services(settings_for(url, redis_url, prefix))
     yield services
     services.close()
 
@@ -81,15 +81,8 @@ def _running(simulator: TrafficSimulator) -> Iterator[None]:
     assert errors == []
 
 
-def _wait(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {DEADLINE:.0f} s"
-        time.sleep(0.1)
-
-
 def _executions(services: Services, since: datetime | None = None) -> list[tuple[str, str | None]]:
-    """(provider, error category) of every execution written, or of those created after ``since``."""
+    """Return (provider, error category) of every execution written, or of those created after ``since``."""
     with services.db.read() as conn:
         rows = conn.execute(
             text(
@@ -114,27 +107,33 @@ def _cli(*args: str) -> str:
 def test_an_incident_started_from_the_shell_hits_a_running_simulator_until_it_is_ended(env: Services) -> None:
     simulator = _simulator(env)
     with capture_logs() as logs, _running(simulator):
-        _wait(lambda: len(_executions(env)) >= 100, "the simulator wrote no executions")
+        wait_for(lambda: len(_executions(env)) >= 100, "the simulator wrote no executions", timeout=DEADLINE)
         assert {category for _, category in _executions(env)} == {None}
 
         assert f"Started {OUTAGE}" in _cli("start", OUTAGE)
         # Pinned openai executions fail as provider_unavailable; the others fall back to anthropic.
-        _wait(lambda: ("openai", "provider_unavailable") in _executions(env), "no openai execution failed")
+        wait_for(
+            lambda: ("openai", "provider_unavailable") in _executions(env),
+            "no openai execution failed",
+            timeout=DEADLINE,
+        )
         assert simulator.incidents.in_force() == {Incident.parse(OUTAGE)}
         listed = _cli("list")
         assert OUTAGE in listed and "started by the command line" in listed
 
         assert f"Ended {OUTAGE}." in _cli("end", OUTAGE)
-        _wait(lambda: not simulator.incidents.in_force(), "the simulator did not end the outage")
-        _wait(
+        wait_for(lambda: not simulator.incidents.in_force(), "the simulator did not end the outage", timeout=DEADLINE)
+        wait_for(
             lambda: simulator.breakers.status("openai").state is BreakerState.CLOSED,
             "openai's breaker did not close again",
+            timeout=DEADLINE,
         )
         # Executions created from now on come from batches that began with the outage over and the breaker closed.
         recovered = datetime.now(UTC)
-        _wait(
+        wait_for(
             lambda: sum(provider == "openai" for provider, _ in _executions(env, recovered)) >= 50,
             "openai served no executions after the outage",
+            timeout=DEADLINE,
         )
     assert {category for _, category in _executions(env, recovered)} == {None}
     assert "No incident is in force" in _cli("list")
@@ -174,11 +173,19 @@ def test_a_launch_incident_is_listed_so_the_shell_can_end_it(env: Services) -> N
     simulator = _simulator(env)
     simulator.launch(Incident.parse(OUTAGE))
     with _running(simulator):
-        _wait(lambda: OUTAGE.encode() in _listed(env), "the launch incident was not listed")
+        wait_for(lambda: OUTAGE.encode() in _listed(env), "the launch incident was not listed", timeout=DEADLINE)
         assert "started by the simulator on" in _cli("list")
-        _wait(lambda: ("openai", "provider_unavailable") in _executions(env), "no openai execution failed")
+        wait_for(
+            lambda: ("openai", "provider_unavailable") in _executions(env),
+            "no openai execution failed",
+            timeout=DEADLINE,
+        )
         assert f"Ended {OUTAGE}." in _cli("end", "--all")
-        _wait(lambda: not simulator.incidents.in_force(), "the simulator did not end its launch incident")
+        wait_for(
+            lambda: not simulator.incidents.in_force(),
+            "the simulator did not end its launch incident",
+            timeout=DEADLINE,
+        )
     simulator.withdraw_launch()
     assert _listed(env) == {}
 
@@ -228,13 +235,18 @@ def test_simulate_with_an_incident_lists_it_while_running_and_takes_it_off_when_
             cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait(
+        wait_for(
             lambda: OUTAGE.encode() in _listed(env) or simulator.poll() is not None,
             "the launch incident was not listed",
+            timeout=DEADLINE,
         )
         assert simulator.poll() is None, log.read_text()
         assert f"started by the simulator on {socket.gethostname()} (pid {simulator.pid})" in _cli("list")
-        _wait(lambda: ("openai", "provider_unavailable") in _executions(env), "no openai execution failed")
+        wait_for(
+            lambda: ("openai", "provider_unavailable") in _executions(env),
+            "no openai execution failed",
+            timeout=DEADLINE,
+        )
     finally:
         simulator.terminate()  # stops it the way Ctrl-C does
         try:

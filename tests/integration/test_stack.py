@@ -22,9 +22,12 @@ from core.config import Settings
 from devstack.network import port_taken
 from devstack.stack import EmbeddedStack, StackError, StackUrls, _valkey_bin, _wait_for_port
 
+# Its tests share one module stack of their own: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("stack")
+
 
 def free_ports(count: int) -> list[int]:
-    """Returns distinct ports that nothing listens on right now."""
+    """Return distinct ports that nothing listens on right now."""
     with ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
         for sock in socks:
@@ -44,7 +47,7 @@ def stack_settings(state_dir: Path, pg_port: int, redis_port: int) -> Settings:
 
 
 def stop(stack: EmbeddedStack) -> None:
-    """Stops what the stack started; if that fails, ends its own processes by their pids."""
+    """Stop what the stack started; if that fails, ends its own processes by their pids."""
     try:
         stack.down()
     finally:
@@ -70,13 +73,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 
 @pytest.fixture()
 def running(stack: EmbeddedStack) -> tuple[EmbeddedStack, StackUrls]:
-    """The module's stack, started if a previous test stopped it."""
+    """Return the module's stack, started again if a previous test stopped it."""
     return stack, stack.up()
 
 
 @pytest.fixture()
 def decoy_valkey(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """A Valkey the stack did not start, on another port; stopped after the test."""
+    """Start a Valkey the stack did not start, on another port; stop it after the test."""
     (port,) = free_ports(1)
     folder = tmp_path / "decoy"
     folder.mkdir()

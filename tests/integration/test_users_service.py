@@ -24,15 +24,14 @@ from core.users import (
     UserService,
     UserStatusChange,
 )
-from devstack.seed import SeedOptions, seed
-from tests.conftest import actor
-from tests.conftest import test_settings as settings_for
+from tests.support.databases import SeedPlan
+from tests.support.settings import actor, settings_for
 
 
 @pytest.fixture()
-def svc(make_database: Callable[..., str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    url = make_database()
-    seed(url, SeedOptions(executions=2_000, days=2, seed=5), progress=False)
+def svc(seeded_copy: Callable[[SeedPlan], str], redis_url: str, redis_prefix: str) -> Iterator[Services]:
+    """Services on a copy of a small seeded platform (seeded once per run) that the test may change."""
+    url = seeded_copy(SeedPlan(executions=2_000, days=2, seed=5))
     built = build_services(settings_for(url, redis_url, redis_prefix))
     yield built
     built.close()

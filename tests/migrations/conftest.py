@@ -12,7 +12,7 @@ from core.adapters.db import normalize_url
 
 @pytest.fixture()
 def engine_for() -> Iterator[Callable[[str], Engine]]:
-    """Builds engines without a pool (no idle connection holds a lock during DDL) and disposes them."""
+    """Build engines without a pool (no idle connection holds a lock during DDL) and disposes them."""
     engines: list[Engine] = []
 
     def make(url: str) -> Engine:
@@ -27,5 +27,5 @@ def engine_for() -> Iterator[Callable[[str], Engine]]:
 
 @pytest.fixture()
 def migrated_engine(make_database: Callable[..., str], engine_for: Callable[[str], Engine]) -> Engine:
-    """An engine on a fresh database migrated to head."""
+    """Return an engine on a fresh database migrated to head."""
     return engine_for(make_database())

@@ -267,7 +267,7 @@ ORDER = {
 
 
 def insert_sample(conn: Connection, tables: set[str]) -> None:
-    """Inserts the sample rows of ``tables``, making the execution partitions they need first."""
+    """Insert the sample rows of ``tables``, making the execution partitions they need first."""
     if "prompt_executions" in tables:
         conn.execute(text("SELECT krowoc_ensure_execution_partitions(:d, 1)"), {"d": OLD_MONTH.date()})
     for name in SAMPLE:
@@ -277,7 +277,7 @@ def insert_sample(conn: Connection, tables: set[str]) -> None:
 
 
 def snapshot(conn: Connection, tables: set[str]) -> dict[str, list[Any]]:
-    """Reads every row of ``tables`` as JSON (executions with the partition that holds them)."""
+    """Read every row of ``tables`` as JSON (executions with the partition that holds them)."""
     result: dict[str, list[Any]] = {}
     for name in sorted(tables):
         extra = ", tableoid::regclass::text AS partition" if name == "prompt_executions" else ""

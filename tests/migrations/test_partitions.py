@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 
 def partitions(conn: Connection) -> dict[str, str]:
-    """Maps each partition of prompt_executions to its bounds, written in UTC."""
+    """Map each partition of prompt_executions to its bounds, written in UTC."""
     conn.execute(text("SET TimeZone = 'UTC'"))
     rows = conn.execute(
         text(
@@ -32,7 +32,7 @@ def ensure(conn: Connection, first: date, months: int) -> int:
 
 
 def insert_execution(conn: Connection, execution_id: int, created_at: datetime) -> str:
-    """Inserts one execution and returns the name of the partition that holds it."""
+    """Insert one execution and returns the name of the partition that holds it."""
     return str(
         conn.execute(
             text(

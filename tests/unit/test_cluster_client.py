@@ -21,7 +21,7 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def silent_node() -> Iterator[tuple[int, list[socket.socket]]]:
-    """A listener that accepts connections and never answers (a cluster node that hangs)."""
+    """Open a listener that accepts connections and never answers (a cluster node that hangs)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)

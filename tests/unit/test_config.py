@@ -13,7 +13,7 @@ from core.config import Settings, get_settings
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starts every test from an environment with no Krowoc settings (a CI run may set some)."""
+    """Start every test from an environment with no Krowoc settings (a CI run may set some)."""
     for name in list(os.environ):
         if name.upper().startswith("KROWOC_") or name.upper() == "CI":
             monkeypatch.delenv(name)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import PROJECT_ROOT
+from tests.support.settings import PROJECT_ROOT
 
 LOADED = """
 import json, sys

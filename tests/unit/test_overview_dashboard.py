@@ -11,13 +11,20 @@ import pytest
 from pydantic import SecretStr
 
 from core.config import Settings
-from core.domain.exceptions import InvalidInput
+from core.domain.exceptions import (
+    DependencyUnavailable,
+    InvalidInput,
+    PrometheusUnavailable,
+    RedisUnavailable,
+    SessionStoreUnavailable,
+    UnleashUnavailable,
+)
 from core.domain.models import Role, TimeWindow
-from dashboard import charts, formats, time_range
+from dashboard import charts, formats, time_range, widgets
 from dashboard.auth import actor_from_identity, role_for_email
 from dashboard.services import settings_key
 from dashboard.time_range import RangeChoice
-from queries.overview import Grain
+from queries.grain import Grain
 
 NOW = datetime(2026, 11, 26, 4, 50, 30, tzinfo=UTC)
 
@@ -114,6 +121,37 @@ def test_figures_are_written_for_people() -> None:
     assert formats.duration_ms(60_250) == "60.2 s"
     assert formats.usd(Decimal("135.3218")) == "$135.32"
     assert formats.usd(Decimal("0.00421")) == "$0.0042"
+
+
+def test_sizes_ttls_and_ages_are_written_for_people() -> None:
+    assert [formats.size(v) for v in (512, 2048, 412 * 1024**2, 3 * 1024**5)] == [
+        "512 B",
+        "2.0 KiB",
+        "412.0 MiB",
+        "3,072.0 TiB",
+    ]
+    assert [formats.ttl(v) for v in (None, 40, 750, 11_520)] == ["—", "40 s", "12.5 min", "3.2 h"]
+    assert [formats.age(v) for v in (-3, 40, 720, 11_100, 400_000)] == ["0 s", "40 s", "12 min", "3 h 5 min", "4 days"]
+
+
+# -- a part that is down -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (RedisUnavailable("Redis is down: nothing was invalidated."), "Redis is down: nothing was invalidated."),
+        (
+            SessionStoreUnavailable("Redis did not answer, so the sessions were not dropped."),
+            "Redis did not answer, so the sessions were not dropped.",
+        ),
+        (UnleashUnavailable("the admin token was refused"), "Unleash did not answer: the admin token was refused"),
+        (PrometheusUnavailable(), "Prometheus did not answer."),
+        (DependencyUnavailable("timed out"), "A dependency did not answer: timed out"),
+    ],
+)
+def test_a_part_that_is_down_is_named_in_its_message(error: DependencyUnavailable, shown: str) -> None:
+    assert widgets.part_down(error) == shown
 
 
 # -- charts --------------------------------------------------------------------------------------

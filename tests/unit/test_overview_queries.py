@@ -11,7 +11,8 @@ import pytest
 from core.domain.histogram import MAX_BUCKET, bucket_midpoint
 from core.domain.models import TimeWindow
 from queries import overview
-from queries.overview import ExecutionTotals, Grain
+from queries.grain import PROVIDER_MODEL_FILTER, Grain, bounds, grain_for, sql_for, summary_rows, whole_buckets
+from queries.overview import ExecutionTotals
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -30,7 +31,7 @@ def window(start: datetime, end: datetime) -> TimeWindow:
     ],
 )
 def test_windows_up_to_six_hours_read_the_minute_rollup(span: timedelta, grain: Grain) -> None:
-    assert overview.grain_for(TimeWindow.last(span, now=NOON)) is grain
+    assert grain_for(TimeWindow.last(span, now=NOON)) is grain
 
 
 def test_each_grain_names_its_rollup_table_and_bucket_length() -> None:
@@ -41,10 +42,10 @@ def test_each_grain_names_its_rollup_table_and_bucket_length() -> None:
 def test_a_window_is_widened_to_whole_buckets() -> None:
     ragged = window(datetime(2026, 11, 20, 10, 37, 12, tzinfo=UTC), datetime(2026, 11, 21, 10, 37, 12, tzinfo=UTC))
 
-    assert overview.whole_buckets(ragged, Grain.HOUR) == window(
+    assert whole_buckets(ragged, Grain.HOUR) == window(
         datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 21, 11, tzinfo=UTC)
     )
-    assert overview.whole_buckets(ragged, Grain.MINUTE) == window(
+    assert whole_buckets(ragged, Grain.MINUTE) == window(
         datetime(2026, 11, 20, 10, 37, tzinfo=UTC), datetime(2026, 11, 21, 10, 38, tzinfo=UTC)
     )
 
@@ -52,18 +53,53 @@ def test_a_window_is_widened_to_whole_buckets() -> None:
 def test_a_window_on_bucket_edges_is_kept_as_it_is() -> None:
     aligned = window(NOON - timedelta(hours=3), NOON)
 
-    assert overview.whole_buckets(aligned, Grain.HOUR) == aligned
-    assert overview.whole_buckets(aligned, Grain.MINUTE) == aligned
+    assert whole_buckets(aligned, Grain.HOUR) == aligned
+    assert whole_buckets(aligned, Grain.MINUTE) == aligned
 
 
 def test_whole_buckets_are_counted_in_utc() -> None:
     india = timezone(timedelta(hours=5, minutes=30))
     local = window(datetime(2026, 11, 20, 17, 45, tzinfo=india), datetime(2026, 11, 20, 19, 45, tzinfo=india))
 
-    widened = overview.whole_buckets(local, Grain.HOUR)
+    widened = whole_buckets(local, Grain.HOUR)
 
     assert widened == window(datetime(2026, 11, 20, 12, tzinfo=UTC), datetime(2026, 11, 20, 15, tzinfo=UTC))
     assert widened.start.tzinfo is UTC
+
+
+def test_bounds_give_the_grain_and_the_whole_bucket_parameters_every_query_binds() -> None:
+    ragged = window(datetime(2026, 11, 20, 10, 37, 12, tzinfo=UTC), datetime(2026, 11, 20, 11, 7, 12, tzinfo=UTC))
+
+    chosen, params = bounds(ragged)
+    assert chosen is Grain.MINUTE
+    assert params == {
+        "start": datetime(2026, 11, 20, 10, 37, tzinfo=UTC),
+        "end": datetime(2026, 11, 20, 11, 8, tzinfo=UTC),
+        "step": timedelta(minutes=1),
+    }
+    forced, hourly = bounds(ragged, Grain.HOUR)
+    assert forced is Grain.HOUR
+    assert (hourly["start"], hourly["end"], hourly["step"]) == (
+        datetime(2026, 11, 20, 10, tzinfo=UTC),
+        datetime(2026, 11, 20, 12, tzinfo=UTC),
+        timedelta(hours=1),
+    )
+
+
+def test_a_query_template_names_the_grains_rollup_and_the_filter_binds_every_value() -> None:
+    template = "SELECT count(*) FROM {rollup} WHERE bucket_start >= :start{extra}"
+
+    assert sql_for(template, Grain.HOUR, extra="").text == (
+        "SELECT count(*) FROM execution_rollup_hour WHERE bucket_start >= :start"
+    )
+    assert sql_for(template, Grain.MINUTE, extra=PROVIDER_MODEL_FILTER).text.startswith(
+        "SELECT count(*) FROM execution_rollup_minute WHERE"
+    )
+    assert ":provider" in PROVIDER_MODEL_FILTER and ":model" in PROVIDER_MODEL_FILTER
+    for provider, model in ((None, None), ("openai", None), ("openai", "gpt-4o"), (None, "gpt-4o")):
+        rows = summary_rows(provider, model)
+        assert "openai" not in rows and "gpt-4o" not in rows  # values travel as bound parameters only
+    assert summary_rows(None, None) == "provider = '*' AND model = '*'"
 
 
 def test_bucket_midpoints_match_the_histogram_module() -> None:

@@ -1,49 +1,15 @@
-"""Fixtures and helpers of the operators' views (errors, latency, providers): a database seeded and
-refreshed for them, and random executions to write.
-
-Test modules import the fixture functions (``operate_database_fixture``, ``operate_services_fixture``)
-and ask for them by their fixture names, ``operate_database_url`` and ``operate_services``.
-"""
+"""Random executions to write, for the operators' views (errors, latency, rollups) and their refresher."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
-from core.bootstrap import Services, build_services
 from core.domain.catalog import KNOWN_MODELS
 from core.domain.models import ExecutionStatus
-from core.executions import refresh as rollups_refresh
 from core.executions.records import ExecutionRecord
 from devstack.simulator.providers import ERROR_SHAPES
-from tests.conftest import _create_database, _with_db, test_settings
-
-OPERATE_EXECUTIONS = 30_000
-OPERATE_DAYS = 3
-
-
-@pytest.fixture(scope="session", name="operate_database_url")
-def operate_database_fixture(servers: tuple[str, str], _databases: list[str], template_database: str) -> str:
-    """A database seeded with a few days of traffic and refreshed once (so its error table exists)."""
-    from devstack.seed import SeedOptions, seed
-
-    name = _create_database(servers, _databases, template_database)
-    url = _with_db(servers[0], name)
-    seed(url, SeedOptions(executions=OPERATE_EXECUTIONS, days=OPERATE_DAYS, seed=11), progress=False)
-    rollups_refresh.refresh(url)
-    return url
-
-
-@pytest.fixture(name="operate_services")
-def operate_services_fixture(operate_database_url: str, redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    """Services on the operators' seeded database (read it, do not write to it)."""
-    built = build_services(test_settings(operate_database_url, redis_url, redis_prefix))
-    yield built
-    built.close()
 
 
 def random_records(rng: random.Random, count: int, start: datetime, span: timedelta) -> list[ExecutionRecord]:

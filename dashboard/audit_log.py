@@ -1,66 +1,29 @@
-"""Helpers of the Health and Audit log pages: cached health checks and the audit search form."""
+"""The Audit log page: its filters in the link, the matching records, and one record's change."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
-from pandas.io.formats.style import Styler
 
-from core.audit import AuditLog
 from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, AuditOutcome, AuditRecord, TimeWindow
-from core.health import HealthCheck, HealthStatus
 from dashboard.services import services
 
-# Colours and Material icons ship with Streamlit: unlike emoji, they render without an emoji font.
-STATUS_COLORS = {HealthStatus.PASS: "green", HealthStatus.WARN: "orange", HealthStatus.FAIL: "red"}
-STATUS_ICONS = {
-    HealthStatus.PASS: ":material/check_circle:",
-    HealthStatus.WARN: ":material/warning:",
-    HealthStatus.FAIL: ":material/error:",
-}
-_STATUS_CELL = {
-    HealthStatus.PASS.value: "color: #15803d; font-weight: 600",
-    HealthStatus.WARN.value: "color: #b45309; font-weight: 600",
-    HealthStatus.FAIL.value: "color: #b91c1c; font-weight: 600",
-}
 MAX_FILTER_LENGTH = 200
 AUDIT_ROWS = 500
-
-
-def health() -> tuple[HealthStatus, list[HealthCheck]]:
-    """Return the overall status and every dependency's check, run now."""
-    return services().health.overall()
-
-
-def status_style(frame: pd.DataFrame) -> Styler:
-    """Colour the Status column of ``health_frame`` and show latencies to 0.1 ms (a Styler for ``st.dataframe``)."""
-    styled = frame.style.map(lambda status: _STATUS_CELL.get(status, ""), subset=["Status"])
-    return styled.format("{:.1f}", subset=["Latency (ms)"], na_rep="—")
-
-
-def health_frame(results: list[HealthCheck]) -> pd.DataFrame:
-    """Return the checks as a table: one row per dependency."""
-    return pd.DataFrame(
-        {
-            "Component": [r.component for r in results],
-            "Status": [r.status.value for r in results],
-            "Latency (ms)": pd.Series(
-                [float("nan") if r.latency_ms is None else round(r.latency_ms, 1) for r in results], dtype="float64"
-            ),
-            "Detail": [r.detail for r in results],
-            "Required": ["yes" if r.required else "no" for r in results],
-            "Checked (UTC)": [r.observed_at.strftime("%H:%M:%S") for r in results],
-        }
-    )
+ANY_OUTCOME = "any"
+OUTCOMES = [ANY_OUTCOME, *(o.value for o in AuditOutcome)]
 
 
 @dataclass(frozen=True)
 class AuditFilters:
+    """What the person narrowed the audit log to (None: any)."""
+
     actor: str | None
     action: str | None
     target_type: str | None
@@ -82,9 +45,8 @@ def audit_filters() -> AuditFilters:
     target_type_col, target_id_col = st.columns(2)
     actor = actor_col.text_input("Actor", value=params.get("actor", ""), placeholder="e.g. dev:ada")
     action = action_col.text_input("Action", value=params.get("action", ""), placeholder="e.g. change_user_tier")
-    outcomes = ["any", *[o.value for o in AuditOutcome]]
-    wanted = params.get("outcome", "any")
-    outcome = outcome_col.selectbox("Outcome", outcomes, index=outcomes.index(wanted) if wanted in outcomes else 0)
+    wanted = params.get("outcome", ANY_OUTCOME)
+    outcome = outcome_col.selectbox("Outcome", OUTCOMES, index=OUTCOMES.index(wanted) if wanted in OUTCOMES else 0)
     target_type = target_type_col.text_input("Target type", value=params.get("target_type", ""), placeholder="user")
     target_id = target_id_col.text_input("Target id", value=params.get("target_id", ""))
     filters = AuditFilters(
@@ -92,7 +54,7 @@ def audit_filters() -> AuditFilters:
         action=_clean("Action", action),
         target_type=_clean("Target type", target_type),
         target_id=_clean("Target id", target_id),
-        outcome=None if outcome == "any" else outcome,
+        outcome=None if outcome == ANY_OUTCOME else outcome,
     )
     for name, value in (
         ("actor", filters.actor),
@@ -110,8 +72,7 @@ def audit_filters() -> AuditFilters:
 
 def audit_records(actor: Actor, filters: AuditFilters, window: TimeWindow) -> list[AuditRecord]:
     """Return the newest audit records matching the filters in the window, if the actor may read them."""
-    log: AuditLog = services().audit
-    records = log.browse(
+    records = services().audit.browse(
         actor,
         actor=filters.actor,
         action=filters.action,
@@ -122,6 +83,11 @@ def audit_records(actor: Actor, filters: AuditFilters, window: TimeWindow) -> li
         limit=AUDIT_ROWS,
     )
     return [r for r in records if filters.outcome is None or r.outcome.value == filters.outcome]
+
+
+def records_caption(records: list[AuditRecord]) -> str:
+    """Say how many records are shown, in which order, and how to see one."""
+    return f"{len(records):,} record(s), newest first (at most {AUDIT_ROWS}). Select a row to see the change."
 
 
 def audit_frame(records: list[AuditRecord]) -> pd.DataFrame:
@@ -142,15 +108,19 @@ def audit_frame(records: list[AuditRecord]) -> pd.DataFrame:
 
 
 def show_change(record: AuditRecord) -> None:
-    """Show one audit record's state before and after, and why it was made."""
+    """Show one audit record's state before and after, and why it was made (the reason and detail as text)."""
     st.subheader(f"{record.action} on {record.target_type}:{record.target_id}")
     st.caption(f"{record.at:%Y-%m-%d %H:%M:%S} UTC by {record.actor} ({record.actor_role.value}) — {record.outcome}")
     if record.reason:
-        st.write(f"Reason: {record.reason}")
+        st.text(f"Reason: {record.reason}")
     if record.detail:
-        st.write(f"Detail: {record.detail}")
+        st.text(f"Detail: {record.detail}")
     before, after = st.columns(2)
     before.markdown("**Before**")
-    before.code(json.dumps(record.before, indent=2, sort_keys=True) if record.before else "—", language="json")
+    before.code(_json(record.before), language="json")
     after.markdown("**After**")
-    after.code(json.dumps(record.after, indent=2, sort_keys=True) if record.after else "—", language="json")
+    after.code(_json(record.after), language="json")
+
+
+def _json(state: dict[str, Any] | None) -> str:
+    return json.dumps(state, indent=2, sort_keys=True) if state else "—"
