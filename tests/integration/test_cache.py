@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -27,19 +25,6 @@ class Profile(BaseModel):
 
 PROFILE = TypeAdapter(Profile | None)
 DOWN_URL = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture()
-def prefix(redis_prefix: str) -> str:
-    """Return a prefix of this test's own under the run's prefix."""
-    return f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture()
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    built = make_redis(redis_url)
-    yield built
-    built.close()
 
 
 @pytest.fixture()

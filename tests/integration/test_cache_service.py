@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -27,15 +25,6 @@ from core.domain.rbac import PermissionDenied
 from tests.support.settings import actor, settings_for
 
 DOWN_URL = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture()
-def isolated(make_database: object, redis_url: str, redis_prefix: str) -> Iterator[Services]:
-    """Services on a fresh database with a Redis prefix of their own (namespace versions start at 0)."""
-    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-    built = build_services(settings_for(make_database(), redis_url, prefix))  # type: ignore[operator]
-    yield built
-    built.close()
 
 
 def _add_user(services: Services, user_id: int, tier: str = "pro") -> None:

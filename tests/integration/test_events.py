@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
 from pydantic import TypeAdapter
 
@@ -31,25 +28,6 @@ from tests.support.polling import eventually
 from tests.support.settings import actor, settings_for
 
 NAME = TypeAdapter(str | None)
-
-
-@pytest.fixture()
-def prefix(redis_prefix: str) -> str:
-    return f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture()
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    built = make_redis(redis_url)
-    yield built
-    built.close()
-
-
-@pytest.fixture()
-def isolated(make_database: object, redis_url: str, prefix: str) -> Iterator[Services]:
-    built = build_services(settings_for(make_database(), redis_url, prefix))  # type: ignore[operator]
-    yield built
-    built.close()
 
 
 def test_the_stream_name_is_the_one_audit_publishes_on(client: redis.Redis, prefix: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -26,13 +25,6 @@ from devstack.simulator import TrafficSimulator
 from devstack.simulator.incidents import Incident, Incidents
 from devstack.simulator.providers import simulated_providers
 from tests.support.settings import actor
-
-
-@pytest.fixture()
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    built = redis.Redis.from_url(redis_url)
-    yield built
-    built.close()
 
 
 @pytest.fixture()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
 from sqlalchemy import insert
 
-from core.adapters.redis import make_redis
 from core.adapters.tables import UserRow
 from core.bootstrap import Services, build_services
 from core.cache.keys import rate_limit_key
@@ -29,18 +26,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture()
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    built = make_redis(redis_url)
-    yield built
-    built.close()
-
-
-@pytest.fixture()
-def prefix(redis_prefix: str) -> str:
-    return f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
 
 
 def hammer(limiter: RateLimiter, *, user_id: int, tier: Tier, threads: int, each: int) -> int:
@@ -106,12 +91,11 @@ def test_a_check_must_take_a_token(client: redis.Redis, prefix: str) -> None:
 
 
 @pytest.fixture()
-def isolated(make_database: object, redis_url: str, prefix: str) -> Iterator[Services]:
-    built = build_services(settings_for(make_database(), redis_url, prefix))  # type: ignore[operator]
-    with built.db.write() as conn:
+def isolated(isolated: Services) -> Services:
+    """Add one free-tier user (id 42) to the shared isolated services."""
+    with isolated.db.write() as conn:
         conn.execute(insert(UserRow).values(id=42, email="u42@example.com", display_name="U", tier="free"))
-    yield built
-    built.close()
+    return isolated
 
 
 def test_support_sees_and_resets_a_bucket_and_the_reset_is_audited(isolated: Services) -> None:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -191,11 +190,6 @@ def cluster(cluster_root: Path) -> Iterator[list[Node]]:
 @pytest.fixture(scope="module")
 def cluster_url(cluster: list[Node]) -> str:
     return f"redis://127.0.0.1:{cluster[0].port}/0"
-
-
-@pytest.fixture()
-def prefix(redis_prefix: str) -> str:
-    return f"{redis_prefix}cluster-{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture()
