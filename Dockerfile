@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
 # Krowoc Admin: the Streamlit dashboard on port 8501, pointed at real servers through KROWOC_*
 # environment variables (see docs/operations.md). Build: docker build -t krowoc-admin .
+# compose.yaml builds it too, for local development: it mounts core/, queries/, dashboard/ and
+# pages/ over /app and runs Streamlit on save. The image holds no Node (the `stack` extra is the
+# embedded stack's, which production never runs).
 
 # -- builder: the project and its dependencies in a virtual environment -----------------------
-FROM python:3.11-slim AS builder
+FROM python:3.11.14-slim-bookworm AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,7 +28,7 @@ RUN pip install --upgrade pip \
  && pip install /wheels/*.whl
 
 # -- runtime: the venv, the app files, a non-root user ----------------------------------------
-FROM python:3.11-slim AS runtime
+FROM python:3.11.14-slim-bookworm AS runtime
 
 # The app runs from its source tree in /app (PYTHONPATH puts it ahead of the installed copy), so
 # core finds alembic.ini and migrations/ beside itself; the venv brings the dependencies and the

@@ -8,7 +8,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 BIN := $(VENV)/bin
-# Written once `pip install -e '.[dev]'` has succeeded; rebuilt when pyproject.toml changes.
+# Written once `pip install -e '.[dev,stack]'` has succeeded; rebuilt when pyproject.toml changes.
 INSTALLED := $(VENV)/.installed
 
 # Interpreter to build the venv with; empty means the first of python3.11, python3 that is 3.11+.
@@ -19,14 +19,25 @@ DEMO_PORT ?= 8501
 DEMO_EXECUTIONS ?= 1000000
 DEMO_DAYS ?= 30
 DEMO_SEED ?= 42
+# The live simulator's executions per second: the weekly mean of the seed's daily wave (the seed's
+# default month averages about 0.4 per second).
+DEMO_RATE ?= 0.5
+# Extra options of the demo's seed (demo-check passes --no-progress).
+DEMO_SEED_FLAGS ?=
 PARTITION_MONTHS_AHEAD ?= 3
+# make demo-check: a smaller seed, its own dashboard port, and how long the first start may take
+# (it downloads the Node packages and creates every database).
+CHECK_EXECUTIONS ?= 50000
+CHECK_DAYS ?= 7
+CHECK_PORT ?= 8599
+CHECK_TIMEOUT ?= 900
 
 PYTEST_ARGS ?=
 # Parallel test workers (pytest-xdist); tests that share a server of their own stay in one worker.
 TEST_WORKERS ?= 3
 SIZE ?= 1m
 
-.PHONY: help venv install demo stack-up stack-status stack-down test lint bench
+.PHONY: help venv install demo dev demo-check stack-up stack-status stack-down test lint bench
 
 help: ## Show this list
 	@echo "Krowoc Admin. Usage: make <target> [VAR=value]"
@@ -68,30 +79,48 @@ install: $(INSTALLED) ## Install the project and its dev tools into .venv (only 
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check --quiet --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev,stack]'
 	@touch $@
 
 # -- run --------------------------------------------------------------------------------------
 
-demo: install ## Start the embedded stack, migrate, seed a month of traffic (once), run the dashboard
-	$(BIN)/krowoc-admin stack up
-	$(BIN)/krowoc-admin migrate
-	$(BIN)/krowoc-admin partitions ensure --months-ahead $(PARTITION_MONTHS_AHEAD)
-	$(BIN)/krowoc-admin seed --executions $(DEMO_EXECUTIONS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) --if-empty
-	$(BIN)/krowoc-admin leaderboards refresh
+# The demo's set-up, shared by demo and dev: every step is safe to repeat.
+define demo_prepare
+$(BIN)/krowoc-admin stack up
+$(BIN)/krowoc-admin migrate
+$(BIN)/krowoc-admin partitions ensure --months-ahead $(PARTITION_MONTHS_AHEAD)
+$(BIN)/krowoc-admin seed --executions $(DEMO_EXECUTIONS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) --if-empty $(DEMO_SEED_FLAGS)
+$(BIN)/krowoc-admin leaderboards refresh
+$(BIN)/krowoc-admin stack traffic --rate $(DEMO_RATE)
+endef
+
+demo: install ## Start the whole embedded stack, seed a month (once), keep live traffic flowing, run the dashboard
+	$(demo_prepare)
 	@echo
-	@echo "  Krowoc Admin is starting at http://$(DEMO_ADDRESS):$(DEMO_PORT)  (Ctrl-C stops it;"
-	@echo "  the database and Valkey keep running until 'make stack-down')"
+	@echo "  Krowoc Admin is starting at http://$(DEMO_ADDRESS):$(DEMO_PORT)  (Ctrl-C stops the dashboard;"
+	@echo "  the servers and the live traffic keep running until 'make stack-down')"
 	@echo
 	exec $(BIN)/streamlit run dashboard/app.py --server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT)
 
-stack-up: install ## Start the embedded PostgreSQL and Valkey under .krowoc/
+dev: install ## Like demo, with the dashboard reloading on every saved change (Streamlit's run-on-save)
+	$(demo_prepare)
+	@echo
+	@echo "  Krowoc Admin (development) at http://$(DEMO_ADDRESS):$(DEMO_PORT): pages reload when a file is saved"
+	@echo
+	exec $(BIN)/streamlit run dashboard/app.py --server.address $(DEMO_ADDRESS) --server.port $(DEMO_PORT) \
+	  --server.runOnSave true --server.fileWatcherType auto
+
+demo-check: install ## Run the make demo path headless (smaller seed), walk every page in Chromium as each role, stop
+	$(BIN)/python -m devstack.democheck --executions $(CHECK_EXECUTIONS) --days $(CHECK_DAYS) \
+	  --port $(CHECK_PORT) --timeout $(CHECK_TIMEOUT)
+
+stack-up: install ## Start the embedded PostgreSQL, Valkey, Unleash, OpenID provider and Prometheus under .krowoc/
 	$(BIN)/krowoc-admin stack up
 
 stack-status: install ## Say whether the embedded servers are running, with their URLs
 	$(BIN)/krowoc-admin stack status
 
-stack-down: ## Stop the embedded servers (data under .krowoc/ is kept)
+stack-down: ## Stop the embedded servers and the live traffic (data under .krowoc/ is kept)
 	@if [ -x $(BIN)/krowoc-admin ]; then \
 	  $(BIN)/krowoc-admin stack down; \
 	else \

@@ -28,12 +28,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import redis
 from sqlalchemy import insert
 
-from bench.harness import RESULTS, Figure, Section, database_named, machine, p95_of, write_part
-from core.adapters import migrate
+from bench.harness import RESULTS, Figure, Section, machine, own_database, p95_of, write_part
 from core.adapters.db import libpq_url
 from core.adapters.redis import RedisClient
 from core.adapters.tables import LeaderboardSnapshotRow, PromptRow, UserRow
@@ -84,22 +82,6 @@ def own_valkey() -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@contextmanager
-def own_database(server_url: str) -> Iterator[str]:
-    """Make a migrated database for the benchmark and drop it afterwards."""
-    name = f"krowoc_bench_cache_{uuid.uuid4().hex[:8]}"
-    admin = database_named(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_named(server_url, name)
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed_small(services: Services, users: int = 1000) -> None:
@@ -299,10 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m bench.cache " + " ".join(sys.argv[1:] if argv is None else argv)
 
-    server_url = libpq_url(resolve_endpoints(Settings()).database_url)
+    server_url = libpq_url(resolve_endpoints(Settings()).database_owner_url)
     hits = Section("Latency per call")
     page = Section("Pages")
-    with own_valkey() as redis_url, own_database(server_url) as database_url:
+    with (
+        own_valkey() as redis_url,
+        own_database(server_url, f"krowoc_bench_cache_{uuid.uuid4().hex[:8]}") as database_url,
+    ):
         settings = Settings(database_url=database_url, redis_url=redis_url, redis_key_prefix=PREFIX)
         services = build_services(settings)
         try:

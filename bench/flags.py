@@ -1,9 +1,10 @@
-"""The feature-flag benchmark: 500 flags in 3 environments in a real Unleash, listed and rendered.
+"""The feature-flag benchmark: 500 flags in every environment of a real Unleash, listed and rendered.
 
     python -m bench.flags                 # --flags 500 --repeat 30 --page-repeat 10
 
-It starts its own unleash-server (npm, Node 18-20) on a free loopback port against a database of
-its own on the configured (or embedded) PostgreSQL, enables a third environment, creates the flags
+It starts its own unleash-server (the stack's, on the venv's Node) on a free loopback port against a database of
+its own on the configured (or embedded) PostgreSQL, enables Unleash 6's third environment where there
+is one (Unleash 7 and newer ship development and production only), creates the flags
 through the Admin API, then times ``FlagService.list_flags`` (what the page reads: the catalog in a
 handful of Admin API calls, the audit-log attribution and the last-known-state write to Redis) and
 the Feature flags page's server-side render (AppTest, listing cache cleared before each run). It
@@ -14,6 +15,7 @@ prints the figures with their goals; ``--write`` also puts them in ``bench/RESUL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -26,40 +28,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import redis
 
-from bench.harness import RESULTS, Figure, Section, database_named, machine, p95_of, write_part
-from core.adapters import migrate
+from bench.harness import RESULTS, Figure, Section, machine, own_database, p95_of, write_part
 from core.adapters.db import libpq_url
 from core.bootstrap import build_services
 from core.config import PROJECT_ROOT, Settings, get_settings
 from core.domain.models import Actor, Role
 from core.endpoints import resolve_endpoints
-from core.flags.models import UnleashEndpoint
+from core.flags.models import FlagError, UnleashEndpoint
 from core.flags.unleash_admin import UnleashAdmin
 from devstack.unleash import UnleashServer, missing_requirement
 
-ENVIRONMENTS = ("development", "production", "default")
 TYPES = ("release", "experiment", "operational", "kill-switch", "permission")
 LISTING_GOAL_MS = 300.0
 PAGE_GOAL_MS = 1000.0
-
-
-@contextmanager
-def own_database(server_url: str, name: str, *, migrated: bool) -> Iterator[str]:
-    """Create a database on the server for the run and drops it afterwards."""
-    admin = database_named(server_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_named(server_url, name)
-    try:
-        if migrated:
-            migrate.upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -78,16 +61,20 @@ def own_unleash(database_url: str) -> Iterator[UnleashEndpoint]:
             server.down()
 
 
-def create_flags(endpoint: UnleashEndpoint, count: int) -> float:
-    """Create ``count`` flags with a strategy in every environment, some on and rolled out; returns seconds."""
+def create_flags(endpoint: UnleashEndpoint, count: int) -> tuple[float, int]:
+    """Create ``count`` flags with a strategy in every environment, some on and rolled out; return (seconds, envs)."""
     admin = UnleashAdmin(endpoint.api_url, endpoint.admin_token, timeout=30)
-    admin.enable_environment("default")
+    # Unleash 6 has a disabled "default" environment to turn on; 7 and newer have none, and only
+    # Unleash Enterprise may add one: the flags then go into the two it has.
+    with contextlib.suppress(FlagError):
+        admin.enable_environment("default")
+    environments = admin.environments()
     start = time.perf_counter()
 
     def one(index: int) -> None:
         name = f"bench-flag-{index:04d}"
         admin.create_flag("default", name, TYPES[index % len(TYPES)], f"benchmark flag {index}")
-        for position, env in enumerate(ENVIRONMENTS):
+        for position, env in enumerate(environments):
             rollout = (index * 7 + position * 31) % 101
             admin.add_strategy(
                 "default", name, env, "flexibleRollout", {"rollout": str(rollout), "stickiness": "default"}
@@ -98,7 +85,7 @@ def create_flags(endpoint: UnleashEndpoint, count: int) -> float:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(one, range(count)))
     admin.close()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, len(environments)
 
 
 def measure_listing(settings: Settings, section: Section, flags: int, repeat: int) -> None:
@@ -157,7 +144,7 @@ def write_results(command: str, section: Section) -> None:
     lines = [
         "## Feature flags",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; a real unleash-server 6 started by the "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; a real unleash-server 8 started by the "
         "benchmark on 127.0.0.1.",
         "",
         f"Command: `{command}`",
@@ -181,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     urls = resolve_endpoints(Settings())
-    server_url = libpq_url(urls.database_url)
+    server_url = libpq_url(urls.database_owner_url)
     run = uuid.uuid4().hex[:8]
     prefix = f"krowoc-bench-flags-{run}:"
     section = Section("Feature flags")
@@ -191,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         own_unleash(unleash_db) as endpoint,
         tempfile.TemporaryDirectory(prefix="krowoc-bench-flags-backup-") as backup,
     ):
-        seconds = create_flags(endpoint, args.flags)
-        section.add(Figure(f"creating {args.flags} flags x 3 environments through the Admin API", seconds, "s"))
+        seconds, environments = create_flags(endpoint, args.flags)
+        name = f"creating {args.flags} flags x {environments} environments through the Admin API"
+        section.add(Figure(name, seconds, "s"))
         env = {
             "KROWOC_DATABASE_URL": app_db,
             "KROWOC_REDIS_URL": urls.redis_url,

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 
+from core.adapters import migrate
 from core.adapters.db import libpq_url
 from core.config import PROJECT_ROOT
 
@@ -27,7 +30,8 @@ HEADER = (
     "`python -m bench.run --size 1m|10m` (seed, rollups, Overview queries and page, memory),\n"
     "`python -m bench.operate --size ...` (Errors and Latency), `python -m bench.support --size ...`\n"
     "(Executions, Users, Leaderboards; it prints its section), `python -m bench.cache`,\n"
-    "`python -m bench.flags --write`. Goals are set at 10 million executions over 90 days; smaller\n"
+    "`python -m bench.flags --write`, `python -m bench.demo --write` (make demo on a clean copy of the\n"
+    "tree: time to a serving dashboard, idle memory). Goals are set at 10 million executions over 90 days; smaller\n"
     "sizes are shown without a verdict. Figures are what the run printed; run one benchmark at a time\n"
     "on an otherwise idle machine.\n\n"
 )
@@ -73,6 +77,22 @@ class Section:
 def database_named(url: str, name: str) -> str:
     """Return the URL of another database on the same PostgreSQL server."""
     return f"{libpq_url(url).rsplit('/', 1)[0]}/{name}"
+
+
+@contextmanager
+def own_database(server_url: str, name: str, *, migrated: bool = True) -> Iterator[str]:
+    """Create database ``name`` on the server of ``server_url`` (migrated by default); drop it afterwards."""
+    admin = database_named(server_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_named(server_url, name)
+    try:
+        if migrated:
+            migrate.upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> list[float]:

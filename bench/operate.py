@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_operate_{size}"
-    admin, url = database_named(urls.database_url, "postgres"), database_named(urls.database_url, name)
+    admin, url = database_named(urls.database_owner_url, "postgres"), database_named(urls.database_owner_url, name)
     command = "python -m bench.operate " + " ".join(argv if argv is not None else sys.argv[1:])
     setup, reading, writing = (
         Section("Set-up"),

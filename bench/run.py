@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_{size_label}"
-    admin = database_named(urls.database_url, "postgres")
-    url = database_named(urls.database_url, name)
+    admin = database_named(urls.database_owner_url, "postgres")
+    url = database_named(urls.database_owner_url, name)
     command = (
         "make bench SIZE=" + size_label
         if "MAKELEVEL" in os.environ

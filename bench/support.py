@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         EmbeddedStack(settings).up()
     urls = resolve_endpoints(settings)
     name = f"krowoc_bench_support_{label}"
-    admin, url = database_named(urls.database_url, "postgres"), database_named(urls.database_url, name)
+    admin, url = database_named(urls.database_owner_url, "postgres"), database_named(urls.database_owner_url, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         server = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()

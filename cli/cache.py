@@ -80,7 +80,7 @@ def reset_rate_limit_command(
     services = build_services()
     try:
         state = services.rate_limits.reset(
-            staff(actor, Role.SUPPORT, default="operator"), RateLimitReset(user_id=user_id, reason=reason)
+            staff(actor, Role.SUPPORT, default="support"), RateLimitReset(user_id=user_id, reason=reason)
         )
     except (RedisUnavailable, PermissionDenied) as exc:
         fail(exc)

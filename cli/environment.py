@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 from typing import NoReturn
 
 import psycopg
@@ -20,8 +22,11 @@ def settings() -> Settings:
 
 
 def database_url() -> str:
-    """Return the URL of the database the commands work on: the configured one, else the embedded one."""
-    return resolve_endpoints(settings()).database_url
+    """Return the owner's URL of the database the commands migrate, seed and grant on.
+
+    ``KROWOC_DATABASE_OWNER_URL``, else ``KROWOC_DATABASE_URL``, else the embedded superuser's.
+    """
+    return resolve_endpoints(settings()).database_owner_url
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -43,9 +48,23 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}@{host}"
 
 
+def os_user() -> str:
+    """Return the name of the account the command runs under on this machine."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container with a numeric user)
+        return f"uid-{os.getuid()}"
+
+
 def staff(name: str, role: Role, *, default: str) -> Actor:
-    """Return the actor a command acts as: ``cli:<name>`` with the role of the job it does."""
-    return Actor(id=f"cli:{name.strip() or default}", role=role, source=AuditSource.CLI)
+    """Return the system actor a command acts as: ``system:<os user>``, with ``:<name>`` when a job name is given.
+
+    The machine account that ran the command is always named, so a change made from a shell is
+    traced to a person or a scheduler's account; ``role`` is the role of the job it does.
+    """
+    label = name.strip()
+    suffix = f":{label}" if label and label != default else ""
+    return Actor(id=f"system:{os_user()}{suffix}", role=role, source=AuditSource.CLI)
 
 
 def fail(exc: Exception) -> NoReturn:

@@ -18,7 +18,7 @@ flags_app = typer.Typer(help="Feature flags in Unleash: seed, list.", no_args_is
 def unleash_status_line() -> str:
     """Return the ``stack status`` line of the embedded Unleash."""
     settings = get_settings()
-    status = embedded_server(settings, resolve_endpoints(settings).database_url).status()
+    status = embedded_server(settings, resolve_endpoints(settings).database_owner_url).status()
     state = f"running (pid {status.pid})" if status.running else "stopped"
     extra = "" if status.running else f"  {status.detail}"
     return f"{'unleash':<10} {state:<22} {status.url}{extra}"
@@ -30,7 +30,7 @@ def seed(
 ) -> None:
     """Create the registered flags with realistic states in Unleash (once, unless --force)."""
     settings = get_settings()
-    database_url = resolve_endpoints(settings).database_url
+    database_url = resolve_endpoints(settings).database_owner_url
     endpoint = resolve_unleash(settings)
     if endpoint is None:
         typer.echo("error: no Unleash is configured or running; run `krowoc-admin stack up` first.", err=True)

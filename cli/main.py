@@ -7,7 +7,8 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from cli import db, seed
+from cli import db, seed, verify
+from cli.audit import audit_app
 from cli.cache import cache_app
 from cli.flags import flags_app
 from cli.leaderboards import leaderboards_app
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.command("migrate")(db.migrate)
+app.add_typer(db.db_app, name="db")
 app.add_typer(db.partitions_app, name="partitions")
 app.command("seed")(seed.seed)
 app.add_typer(rollups_app, name="rollups")
@@ -34,6 +36,8 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(cache_app, name="cache")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(audit_app, name="audit")
+app.command("verify")(verify.verify)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,16 +6,26 @@ from typing import Annotated
 
 import typer
 
-from cli.environment import database_url
-from core.executions import refresh, rollups
+from cli.environment import database_url, staff
+from core.bootstrap import build_services
+from core.domain.models import Role
+from core.executions import refresh
+from core.executions.maintenance import RollupMaintenance, RollupRebuild
 
 rollups_app = typer.Typer(help="Maintain the minute and hour rollups.", no_args_is_help=True)
 
 
 @rollups_app.command("rebuild")
-def rollups_rebuild() -> None:
-    """Recompute the minute and hour rollups from the raw executions."""
-    rows = rollups.rebuild(database_url())
+def rollups_rebuild(
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "rebuilt from the command line",
+) -> None:
+    """Recompute the minute and hour rollups from the raw executions (audited as the machine account)."""
+    services = build_services()
+    try:
+        maintenance = RollupMaintenance(services.endpoints.database_url, services.audit)
+        rows = maintenance.rebuild(staff("", Role.OPERATOR, default=""), RollupRebuild(reason=reason))
+    finally:
+        services.close()
     typer.echo(f"Rebuilt the rollups: {rows:,} minute rows.")
 
 

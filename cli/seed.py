@@ -6,8 +6,12 @@ from typing import Annotated
 
 import typer
 
-from cli.environment import connect, database_url
+from cli.environment import connect, database_url, staff
+from core.bootstrap import build_services
+from core.domain.actions import AdminAction
 from core.domain.exceptions import InvalidInput
+from core.domain.models import Role
+from core.domain.rbac import Permission
 
 
 def seed(
@@ -31,7 +35,24 @@ def seed(
         typer.echo("The database is already seeded; nothing to do.")
         return
     options = SeedOptions(executions=executions, days=days, seed=seed)
-    report = run_seed(url, options, reset=reset, progress=progress)
+    services = build_services()
+    try:
+        # Seeding writes a whole platform (and --reset replaces one): it is recorded as the machine account.
+        with services.audit.action(
+            staff("", Role.ADMIN, default=""),
+            AdminAction.DATABASE_SEED,
+            permission=Permission.SEED_DATABASE,
+            target_type="database",
+            target_id="platform",
+            reason=f"krowoc-admin seed --executions {executions} --days {days} --seed {seed}"
+            + (" --reset" if reset else ""),
+            external=True,
+            timeout_seconds=None,
+        ) as action:
+            report = run_seed(url, options, reset=reset, progress=progress)
+            action.after = {"users": report.users, "prompts": report.prompts, "executions": report.executions}
+    finally:
+        services.close()
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
     typer.echo(
         f"Seeded {report.users:,} users, {report.prompts:,} prompts, {report.executions:,} executions "

@@ -18,6 +18,7 @@ from core.bootstrap import build_services
 from core.config import get_settings
 from core.domain.exceptions import InvalidInput
 from core.endpoints import resolve_endpoints
+from devstack.seed.profiles import traffic_shape
 from devstack.simulator.channel import BY_COMMAND_LINE, INCIDENT_FORMS, IncidentChannel, ListedIncident
 from devstack.simulator.engine import MAX_RATE, TrafficSimulator
 from devstack.simulator.incidents import Incident
@@ -41,6 +42,12 @@ def simulate_command(
     metrics_port: Annotated[int, typer.Option(min=1024, max=65535, help="Port of /metrics on 127.0.0.1.")] = 9464,
     refresh_every: Annotated[float, typer.Option(min=0, help="Seconds between rollup refreshes; 0: never.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    daily_shape: Annotated[
+        bool, typer.Option(help="Follow the seed's daily and weekly wave; --rate is then the weekly mean.")
+    ] = False,
+    backfill: Annotated[
+        bool, typer.Option(help="First write the executions due since the newest one in the database (up to 7 days).")
+    ] = False,
 ) -> None:
     """Run simulated executions through the router into PostgreSQL and Prometheus metrics.
 
@@ -62,10 +69,19 @@ def simulate_command(
     url = resolve_endpoints(settings).database_url
     channel = IncidentChannel(services.redis, settings.redis_key_prefix)
     simulator = TrafficSimulator(
-        services, rate=rate, seed=seed, refresh_every=refresh_every or None, database_url=url, channel=channel
+        services,
+        rate=rate,
+        seed=seed,
+        refresh_every=refresh_every or None,
+        database_url=url,
+        channel=channel,
+        shape=traffic_shape if daily_shape else None,
     )
+    if backfill:
+        typer.echo(simulator.backfill().describe())
     server = serve_metrics(metrics_port)
-    typer.echo(f"Simulating {rate:g} executions/s; metrics on http://127.0.0.1:{metrics_port}/metrics")
+    shaped = " (weekly mean, in the daily shape)" if daily_shape else ""
+    typer.echo(f"Simulating {rate:g} executions/s{shaped}; metrics on http://127.0.0.1:{metrics_port}/metrics")
     typer.echo(f"Following the incidents listed under {channel.key} (`krowoc-admin simulate incident --help`).")
     stop = threading.Event()
     # Terminated (by `kill`, a service manager), stop as on Ctrl-C: the launch incident comes off the list.

@@ -22,6 +22,20 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(default=None, description="Primary PostgreSQL (writes, audit).")
     database_replica_url: str | None = Field(default=None, description="Read replica; reads fall back.")
+    database_owner_url: str | None = Field(
+        default=None,
+        description="The owner of the schema, for `migrate`, `seed` and `db roles`; default KROWOC_DATABASE_URL.",
+    )
+    app_role_password: SecretStr | None = Field(
+        default=None, description="`krowoc-admin db roles` sets it as the app role's password (sent as a verifier)."
+    )
+    readonly_role_password: SecretStr | None = Field(
+        default=None, description="`krowoc-admin db roles` sets it as the read-only role's password."
+    )
+    allow_owner: bool = Field(
+        default=False,
+        description="Let the dashboard connect as a superuser or as the owner of audit_log (who can rewrite it).",
+    )
     redis_url: str | None = None
     redis_cluster: bool = Field(
         default=False,
@@ -40,11 +54,41 @@ class Settings(BaseSettings):
     unleash_timeout_seconds: float = Field(default=3.0, gt=0, description="Timeout of one Unleash Admin API call.")
     unleash_refresh_seconds: int = Field(default=5, ge=1, description="How often the Unleash client refetches flags.")
     unleash_backup_dir: Path | None = Field(default=None, description="Unleash client backup; default state_dir.")
+    node_binary: Path | None = Field(
+        default=None,
+        description="The node that runs the embedded Unleash and OpenID provider; default: the venv's (PyPI).",
+    )
+    node_packages_dir: Path = Field(
+        default=PROJECT_ROOT / ".krowoc" / "node",
+        description="Where `npm ci` installs the embedded stack's Node packages from devstack/node's lockfile.",
+    )
 
     statement_timeout_ms: int = Field(default=5000, ge=100, description="Dashboard read timeout.")
     execution_retention_days: int = Field(default=400, ge=1, description="Days of executions kept and shown.")
     pool_size: int = Field(default=5, ge=1)
+    pool_timeout_seconds: float = Field(default=5.0, gt=0, description="Longest wait for a free pooled connection.")
+    connect_timeout_seconds: int = Field(
+        default=5, ge=2, le=60, description="Longest wait for PostgreSQL to accept a new connection (at least 2)."
+    )
+    query_grace_seconds: float = Field(
+        default=2.0, ge=0, description="A read's client-side deadline: the statement timeout plus this."
+    )
+    write_timeout_seconds: float = Field(default=30.0, gt=0, description="A write transaction's client-side deadline.")
+    action_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-person action limits as JSON, per minute/burst: {"execution.reveal_payload": "10/5"}.',
+    )
+    action_limit_default: str = Field(default="30/10", description="Every other action's per-person limit.")
     replica_retry_seconds: float = Field(default=30.0, ge=0)
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="Serve the dashboard's metrics (admin actions, the audit head) on 127.0.0.1:<port>/metrics.",
+    )
+    export_max_rows: int = Field(
+        default=200_000, ge=1, le=1_000_000, description="The most executions one CSV export writes."
+    )
 
     dev_login: bool | None = Field(
         default=None,
@@ -67,6 +111,7 @@ class Settings(BaseSettings):
     @field_validator(
         "database_url",
         "database_replica_url",
+        "database_owner_url",
         "redis_url",
         "unleash_url",
         "prometheus_url",

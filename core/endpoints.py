@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.adapters.roles import APP_ROLE
 from core.config import Settings
 from core.flags.models import UnleashEndpoint
 
 STATE_FILE = "stack.json"
 UNLEASH_TOKENS = Path("unleash") / "tokens.json"
 EMBEDDED_PG_USER = "postgres"
+"""The embedded PostgreSQL's superuser: it runs the migrations and owns the schema."""
 EMBEDDED_DATABASE = "krowoc"
 UNLEASH_DATABASE = "unleash"
 
@@ -29,6 +31,7 @@ class Endpoints:
 
     database_url: str
     redis_url: str
+    database_owner_url: str = ""
     database_replica_url: str | None = None
     unleash: UnleashEndpoint | None = None
     prometheus_url: str | None = None
@@ -39,9 +42,11 @@ def state_path(settings: Settings) -> Path:
     return settings.state_dir / STATE_FILE
 
 
-def embedded_database_url(settings: Settings, database: str = EMBEDDED_DATABASE) -> str:
-    """Return the URL of a database on the embedded PostgreSQL (running or not)."""
-    return f"postgresql://{EMBEDDED_PG_USER}@127.0.0.1:{settings.embedded_postgres_port}/{database}"
+def embedded_database_url(
+    settings: Settings, database: str = EMBEDDED_DATABASE, *, user: str = EMBEDDED_PG_USER
+) -> str:
+    """Return the URL of a database on the embedded PostgreSQL (running or not), as its superuser by default."""
+    return f"postgresql://{user}@127.0.0.1:{settings.embedded_postgres_port}/{database}"
 
 
 def embedded_redis_url(settings: Settings) -> str:
@@ -108,10 +113,15 @@ def resolve_prometheus_url(settings: Settings) -> str | None:
 
 
 def resolve_endpoints(settings: Settings) -> Endpoints:
-    """Return every server's address: the configured ones, else the embedded stack's."""
+    """Return every server's address: the configured ones, else the embedded stack's.
+
+    The owner's database URL (migrations, seeding, roles) is ``KROWOC_DATABASE_OWNER_URL``, else
+    the app's; on the embedded default the app connects as ``krowoc_app`` and the owner is the superuser.
+    """
     return Endpoints(
-        database_url=settings.database_url or embedded_database_url(settings),
+        database_url=settings.database_url or embedded_database_url(settings, user=APP_ROLE),
         redis_url=settings.redis_url or embedded_redis_url(settings),
+        database_owner_url=settings.database_owner_url or settings.database_url or embedded_database_url(settings),
         database_replica_url=settings.database_replica_url,
         unleash=resolve_unleash(settings),
         prometheus_url=resolve_prometheus_url(settings),

@@ -13,6 +13,7 @@ import streamlit as st
 from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, AuditOutcome, AuditRecord, TimeWindow
 from dashboard.services import services
+from dashboard.untrusted import md
 
 MAX_FILTER_LENGTH = 200
 AUDIT_ROWS = 500
@@ -44,7 +45,7 @@ def audit_filters() -> AuditFilters:
     actor_col, action_col, outcome_col = st.columns(3)
     target_type_col, target_id_col = st.columns(2)
     actor = actor_col.text_input("Actor", value=params.get("actor", ""), placeholder="e.g. dev:ada")
-    action = action_col.text_input("Action", value=params.get("action", ""), placeholder="e.g. change_user_tier")
+    action = action_col.text_input("Action", value=params.get("action", ""), placeholder="e.g. user.change_tier")
     wanted = params.get("outcome", ANY_OUTCOME)
     outcome = outcome_col.selectbox("Outcome", OUTCOMES, index=OUTCOMES.index(wanted) if wanted in OUTCOMES else 0)
     target_type = target_type_col.text_input("Target type", value=params.get("target_type", ""), placeholder="user")
@@ -70,24 +71,58 @@ def audit_filters() -> AuditFilters:
     return filters
 
 
+PAGE_KEY = "audit.before"
+"""Session-state key of the keyset cursor: the id the page shows records below (None: the newest)."""
+
+
 def audit_records(actor: Actor, filters: AuditFilters, window: TimeWindow) -> list[AuditRecord]:
-    """Return the newest audit records matching the filters in the window, if the actor may read them."""
-    records = services().audit.browse(
+    """Return one page of the audit records matching the filters in the window, if the actor may read them.
+
+    Every filter, the outcome too, is applied by the database before the page is cut, and the
+    page is a keyset page: below the id kept in the session (``older``), newest first.
+    """
+    shown = (filters, window.start, window.end)
+    if st.session_state.get(f"{PAGE_KEY}.for") != shown:
+        st.session_state[f"{PAGE_KEY}.for"] = shown
+        st.session_state[PAGE_KEY] = None
+    return services().audit.search(
         actor,
         actor=filters.actor,
         action=filters.action,
         target_type=filters.target_type,
         target_id=filters.target_id,
+        outcome=filters.outcome,
         since=window.start,
         until=window.end + timedelta(seconds=1),
+        before_id=st.session_state.get(PAGE_KEY),
         limit=AUDIT_ROWS,
     )
-    return [r for r in records if filters.outcome is None or r.outcome.value == filters.outcome]
+
+
+def older(records: list[AuditRecord]) -> None:
+    """Move the page to the records older than the ones shown."""
+    st.session_state[PAGE_KEY] = records[-1].id
+
+
+def newest() -> None:
+    """Move the page back to the newest records."""
+    st.session_state[PAGE_KEY] = None
+
+
+def has_older(records: list[AuditRecord]) -> bool:
+    """Tell whether the page is full, so older records may exist."""
+    return len(records) == AUDIT_ROWS
+
+
+def paged() -> bool:
+    """Tell whether the page shows older records, not the newest."""
+    return st.session_state.get(PAGE_KEY) is not None
 
 
 def records_caption(records: list[AuditRecord]) -> str:
     """Say how many records are shown, in which order, and how to see one."""
-    return f"{len(records):,} record(s), newest first (at most {AUDIT_ROWS}). Select a row to see the change."
+    where = "older records" if paged() else "the newest records"
+    return f"{len(records):,} of {where}, newest first ({AUDIT_ROWS} a page). Select a row to see the change."
 
 
 def audit_frame(records: list[AuditRecord]) -> pd.DataFrame:
@@ -109,8 +144,10 @@ def audit_frame(records: list[AuditRecord]) -> pd.DataFrame:
 
 def show_change(record: AuditRecord) -> None:
     """Show one audit record's state before and after, and why it was made (the reason and detail as text)."""
-    st.subheader(f"{record.action} on {record.target_type}:{record.target_id}")
-    st.caption(f"{record.at:%Y-%m-%d %H:%M:%S} UTC by {record.actor} ({record.actor_role.value}) — {record.outcome}")
+    st.subheader(f"{md(record.action)} on {md(record.target_type)}:{md(record.target_id)}")
+    st.caption(
+        f"{record.at:%Y-%m-%d %H:%M:%S} UTC by {md(record.actor)} ({record.actor_role.value}) — {record.outcome}"
+    )
     if record.reason:
         st.text(f"Reason: {record.reason}")
     if record.detail:

@@ -288,9 +288,14 @@ def example_key() -> str:
     return keys.user_profile(42).redis_key(cache_service().prefix, 0)
 
 
-def lookup(key: str) -> KeyLookup:
-    """Look one of our keys up (secrets masked)."""
-    return cache_service().lookup_key(key)
+def may_look_up(actor: Actor) -> bool:
+    """Tell whether the actor may look keys up (operators and admins)."""
+    return can(actor, Permission.INSPECT_CACHE_KEYS)
+
+
+def lookup(actor: Actor, key: str) -> KeyLookup:
+    """Look one of our keys up (permission-checked and audited in core, secrets masked)."""
+    return cache_service().lookup_key(actor, key)
 
 
 def lookup_summary(found: KeyLookup) -> dict[str, object]:

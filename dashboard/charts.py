@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 
 from core.cache.models import KeySample
 from core.domain.models import TimeWindow
+from dashboard.untrusted import chart
 from queries.grain import Grain
 
 THROUGHPUT_COLOR = "#4C78A8"
@@ -56,7 +57,7 @@ def latency_trace(latency: pd.DataFrame, *, name: str = "p95 latency") -> go.Sca
         y=latency["latency_ms"],
         customdata=latency["latency_count"],
         mode="lines",
-        name=name,
+        name=chart(name),
         line={"color": LATENCY_COLOR, "width": 2},
         connectgaps=False,
         hovertemplate="%{y:,.0f} ms (of %{customdata:,} executions)<extra></extra>",
@@ -222,7 +223,7 @@ def percentile_chart(frame: pd.DataFrame, quantiles: list[str], window: TimeWind
                 go.Scatter(
                     x=rows["bucket_start"],
                     y=rows[name],
-                    name=f"{series} {name}",
+                    name=chart(f"{series} {name}"),
                     mode="lines",
                     line={"dash": SERIES_DASH[name], "width": 1.5},
                     hovertemplate="%{y:,.0f} ms<extra>" + f"{series} {name}" + "</extra>",
@@ -267,7 +268,7 @@ def live_chart(frames: dict[str, pd.DataFrame], title: str, suffix: str, scale: 
         for series in sorted(frame["series"].unique()):
             rows = frame[frame["series"] == series]
             label = name if series == "all" else f"{name} {series}"
-            traces.append(go.Scatter(x=rows["time"], y=rows["value"] * scale, name=label, mode="lines"))
+            traces.append(go.Scatter(x=rows["time"], y=rows["value"] * scale, name=chart(label), mode="lines"))
     return go.Figure(
         data=traces,
         layout={

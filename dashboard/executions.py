@@ -9,6 +9,7 @@ ones the Errors page links with: ``user`` (id or email), ``status``, ``category`
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -17,9 +18,12 @@ from typing import BinaryIO
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, ErrorCategory, ExecutionStatus, TimeWindow
+from core.domain.rbac import Permission, can
 from core.users import ExecutionCancel, Payload, PayloadReveal
 from dashboard import time_range, widgets
 from dashboard.services import services
@@ -32,7 +36,8 @@ FILTER_PARAMS = ("user", "status", "category", "provider", "model", "sort", "ord
 EXECUTION_PARAM = "execution"
 MAX_BOX = execution_queries.MAX_TEXT
 EXPORT_DIR = Path(tempfile.gettempdir()) / "krowoc-exports"
-EXPORT_MAX_ROWS = execution_queries.EXPORT_MAX_ROWS
+EXPORT_KEEP_SECONDS = 15 * 60
+"""An export not downloaded this long after it was written is deleted by the next sweep."""
 EXECUTIONS_PAGE = Path(__file__).resolve().parent.parent / "pages" / "executions.py"
 STATUSES = ["", *(s.value for s in ExecutionStatus)]
 CATEGORIES = ["", *(c.value for c in ErrorCategory)]
@@ -289,29 +294,63 @@ def describe_page(filters: ExecutionFilters, pages_before: int, rows: int) -> st
 
 
 # -- the export -----------------------------------------------------------------------------------
+#
+# An export is written to a file of this session's own under EXPORT_DIR, then handed to the
+# browser: the file is deleted as the download starts (the open handle still reads it), when the
+# session prepares another, and, for a session that ended without downloading, by the sweep each
+# export runs first (a file whose session is gone, or older than EXPORT_KEEP_SECONDS).
 
 
-def count_matching(filters: ExecutionFilters) -> int:
-    """Count what an export of the search would write (up to the export limit, plus one)."""
-    with services().db.read() as conn:
-        return execution_queries.count_matching(conn, filters)
+def may_export(actor: Actor) -> bool:
+    """Tell whether the actor may export executions (support and admins)."""
+    return can(actor, Permission.EXPORT_EXECUTIONS)
 
 
-def export_csv(filters: ExecutionFilters, on_progress: Callable[[int], None]) -> Path:
-    """Write the search's executions to a CSV file chunk by chunk, reporting rows written; return its path."""
-    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    previous = st.session_state.get(EXPORT_KEY)
+def export_limit() -> int:
+    """Return the most executions one export writes (``KROWOC_EXPORT_MAX_ROWS``)."""
+    return services().exports.max_rows
+
+
+def _session_id() -> str:
+    context = get_script_run_ctx()
+    return context.session_id if context is not None else "bare"
+
+
+def _session_alive(session_id: str) -> bool:
+    if not Runtime.exists():
+        return True  # run bare (a test): only age ends a file
+    return Runtime.instance().is_active_session(session_id)
+
+
+def sweep_exports(now: float | None = None) -> int:
+    """Delete the export files of sessions that ended and any older than ``EXPORT_KEEP_SECONDS``; return how many."""
+    moment = time.time() if now is None else now
+    removed = 0
+    for path in EXPORT_DIR.glob("executions-*.csv"):
+        session_id = path.name.removeprefix("executions-").split("--", 1)[0]
+        try:
+            stale = moment - path.stat().st_mtime > EXPORT_KEEP_SECONDS or not _session_alive(session_id)
+            if stale:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def export_csv(actor: Actor, filters: ExecutionFilters, on_progress: Callable[[int, int], None]) -> Path:
+    """Write the search's executions to a file of this session's own (rules and audit in core); return its path."""
+    EXPORT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sweep_exports()
+    previous = st.session_state.pop(EXPORT_KEY, None)
     if previous:
         Path(previous).unlink(missing_ok=True)
-    written = 0
-    with tempfile.NamedTemporaryFile(prefix="executions-", suffix=".csv", dir=EXPORT_DIR, delete=False) as handle:
+    with tempfile.NamedTemporaryFile(
+        prefix=f"executions-{_session_id()}--", suffix=".csv", dir=EXPORT_DIR, delete=False
+    ) as handle:
         path = Path(handle.name)
         try:
-            with services().db.read(timeout_ms=600_000) as conn:
-                for chunk in execution_queries.export_csv(conn, filters):
-                    handle.write(chunk.data)
-                    written += chunk.rows
-                    on_progress(written)
+            execution_queries.export_search(services().exports, actor, filters, handle, on_progress)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -328,8 +367,14 @@ def export_path() -> Path | None:
 
 
 def export_reader(path: Path) -> Callable[[], BinaryIO]:
-    """Return what the download button calls on click: the file, opened (read only then)."""
-    return lambda: path.open("rb")
+    """Return what the download button calls on click: the file, opened, and deleted from the disk."""
+
+    def read() -> BinaryIO:
+        handle = path.open("rb")
+        path.unlink(missing_ok=True)  # the open handle still reads it; nothing stays on the server
+        return handle
+
+    return read
 
 
 def export_file_name(filters: ExecutionFilters) -> str:

@@ -187,9 +187,9 @@ def evaluate_for(user_id: str, properties: str) -> pd.DataFrame:
     )
 
 
-def history_tables(name: str) -> tuple[FlagHistory, pd.DataFrame, pd.DataFrame]:
-    """Return a flag's Unleash events and our audit rows about it, as two tables."""
-    history = flag_service().history(name)
+def history_tables(actor: Actor, name: str) -> tuple[FlagHistory, pd.DataFrame, pd.DataFrame]:
+    """Return a flag's Unleash events and our audit rows about it (when the actor may read them), as two tables."""
+    history = flag_service().history(actor, name)
     events = pd.DataFrame(
         [
             {"At": e.at, "Event": e.type, "Environment": e.environment or "", "By": e.by, "Summary": e.summary}

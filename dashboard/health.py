@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from core.domain.models import Actor
 from core.health import HealthCheck, HealthStatus
 from dashboard.services import services
 
@@ -22,9 +23,9 @@ _STATUS_CELL = {
 }
 
 
-def checks() -> tuple[HealthStatus, list[HealthCheck]]:
-    """Return the overall status and every dependency's check, run now."""
-    return services().health.overall()
+def checks(actor: Actor) -> tuple[HealthStatus, list[HealthCheck]]:
+    """Return the overall status and every dependency's check, run now (details for operators and admins)."""
+    return services().health.report(actor)
 
 
 def health_frame(results: list[HealthCheck]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from core.providers.breaker import BreakerOverride, BreakerState, BreakerStatus
 from core.providers.service import BreakerChange
 from dashboard import widgets
 from dashboard.services import services
+from dashboard.untrusted import md
 
 STATE_LABELS = {BreakerState.CLOSED: "closed", BreakerState.HALF_OPEN: "half-open", BreakerState.OPEN: "OPEN"}
 OVERRIDE_LABELS = {"open": "Force open", "closed": "Force closed", "auto": "Automatic"}
@@ -27,7 +28,7 @@ def provider_health(actor: Actor, *, key: str = "provider-health") -> None:
         statuses = services().provider_health.statuses()
     except RedisUnavailable as exc:
         # Only this panel depends on Redis: it says so, and the page's other parts stay.
-        st.warning(str(exc), icon=":material/cloud_off:")
+        st.warning(md(exc), icon=":material/cloud_off:")
         return
     _breakers(statuses)
     if can(actor, Permission.FORCE_BREAKER):
@@ -46,7 +47,7 @@ def _breakers(statuses: list[BreakerStatus]) -> None:
         )
     open_now = [s.provider for s in statuses if s.effective is BreakerState.OPEN]
     if open_now:
-        st.error(f"Circuit breaker open for {', '.join(open_now)}: calls go to fallbacks or fail fast.")
+        st.error(f"Circuit breaker open for {md(', '.join(open_now))}: calls go to fallbacks or fail fast.")
 
 
 def _force_form(actor: Actor, key: str) -> None:
@@ -63,7 +64,7 @@ def _force_form(actor: Actor, key: str) -> None:
         if st.form_submit_button("Apply"):
             with widgets.known_errors_shown():
                 after = force_breaker(actor, provider, override, reason)
-                st.success(f"{after.provider}: breaker {STATE_LABELS[after.effective]} ({after.override.value}).")
+                st.success(f"{md(after.provider)}: breaker {STATE_LABELS[after.effective]} ({after.override.value}).")
 
 
 def force_breaker(actor: Actor, provider: str, override: str, reason: str) -> BreakerStatus:

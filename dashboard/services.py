@@ -9,6 +9,7 @@ import streamlit as st
 from pydantic import SecretStr
 
 from core.adapters.runtime import freeze_startup_heap
+from core.adapters.telemetry import serve_metrics
 from core.bootstrap import Services, build_services
 from core.config import Settings, get_settings
 
@@ -25,10 +26,26 @@ def services() -> Services:
     return _services_for(settings_key(settings), settings)
 
 
+_BUILT: list[Services] = []
+"""Every set of services this process built, so ``close_all`` can release their connections."""
+
+
+def close_all() -> None:
+    """Close every set of services this process built and forget them (the next page builds anew)."""
+    _services_for.clear()
+    while _BUILT:
+        _BUILT.pop().close()
+
+
 @st.cache_resource(show_spinner=False)
 def _services_for(key: str, _settings: Settings) -> Services:
     # Keyed by the settings digest: a changed configuration builds new services.
-    built = build_services(_settings)
+    built = build_services(_settings, app=True)
+    _BUILT.append(built)
+    # Close intents a crash left without an outcome, and publish the audit chain's head, every minute.
+    built.audit_upkeep.start()
+    if _settings.metrics_port is not None:
+        serve_metrics(_settings.metrics_port)
     # The modules and services live as long as the process: keep full collections off them.
     freeze_startup_heap()
     return built

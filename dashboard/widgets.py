@@ -10,12 +10,13 @@ import streamlit as st
 
 from core.config import get_settings
 from core.domain.catalog import KNOWN_MODELS, PROVIDERS
-from core.domain.exceptions import DatabaseUnavailable, DependencyUnavailable, InvalidInput
+from core.domain.exceptions import DatabaseUnavailable, DependencyUnavailable, InvalidInput, UnsafeConfiguration
 from core.domain.models import TimeWindow
 from core.domain.rbac import PermissionDenied
 from core.flags.models import FlagError
 from dashboard import time_range
 from dashboard.time_range import CUSTOM, LABELS, LINK_PARAMS, RangeChoice
+from dashboard.untrusted import md
 from queries.errors import check_retention
 
 RANGE_KEY = "time_window.range"
@@ -37,7 +38,7 @@ def time_window(*, within_retention: bool = False) -> TimeWindow:
     """
     link = time_range.from_query_params(_link_params())
     if link.problem:
-        st.warning(link.problem, icon=":material/link_off:")
+        st.warning(md(link.problem), icon=":material/link_off:")
         _apply(RangeChoice.default())
     elif link.choice is not None and link.choice != st.session_state.get(APPLIED_KEY):
         _apply(link.choice)
@@ -52,7 +53,7 @@ def time_window(*, within_retention: bool = False) -> TimeWindow:
         window = choice.window(now=datetime.now(UTC).replace(microsecond=0))
     except InvalidInput as exc:
         st.session_state.pop(WINDOW_KEY, None)
-        st.error(str(exc), icon=":material/event_busy:")
+        st.error(md(exc), icon=":material/event_busy:")
         st.stop()
     st.caption(time_range.describe(window))
     st.session_state[WINDOW_KEY] = window
@@ -151,7 +152,7 @@ def _link_choice(param: str, options: list[str], what: str) -> str | None:
     value = st.query_params.get(param)
     if value is None or value in options:
         return value
-    st.warning(f"The link's {what} `{value}` is not one of {', '.join(options)}; showing all {what}s instead.")
+    st.warning(f"The link's {what} {md(value)} is not one of {', '.join(options)}; showing all {what}s instead.")
     del st.query_params[param]
     return None
 
@@ -183,7 +184,7 @@ def show_flash() -> None:
 
 # -- the error boundary ----------------------------------------------------------------------------
 
-KNOWN_ERRORS = (DependencyUnavailable, InvalidInput, PermissionDenied, FlagError)
+KNOWN_ERRORS = (DependencyUnavailable, InvalidInput, PermissionDenied, FlagError, UnsafeConfiguration)
 """What a person can understand or act on: a part that is down, bad input, a refused permission."""
 
 
@@ -205,13 +206,13 @@ def show_error(exc: Exception) -> None:
     """Show a known error as a message: for a dependency that is away, which part it is."""
     if isinstance(exc, DatabaseUnavailable):
         hint = " The embedded default is not running: start it with `krowoc-admin stack up`."
-        st.error(f"{exc}{hint if get_settings().embedded else ''}", icon=":material/database_off:")
+        st.error(f"{md(exc)}{hint if get_settings().embedded else ''}", icon=":material/database_off:")
     elif isinstance(exc, DependencyUnavailable):
-        st.error(part_down(exc), icon=":material/cloud_off:")
+        st.error(md(part_down(exc)), icon=":material/cloud_off:")
     elif isinstance(exc, PermissionDenied):
-        st.error(str(exc), icon=":material/lock:")
+        st.error(md(exc), icon=":material/lock:")
     else:
-        st.error(str(exc), icon=":material/error:")
+        st.error(md(exc), icon=":material/error:")
 
 
 def part_down(exc: DependencyUnavailable) -> str:

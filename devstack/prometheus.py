@@ -23,7 +23,7 @@ from core.config import PROJECT_ROOT, Settings
 from devstack.network import port_taken
 
 CONFIG = PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml"
-INSTALL_HINT = "install Debian's prometheus package (apt-get install -y prometheus)"
+INSTALL_HINT = "get it with `apt-get install prometheus` (Debian's package), then `krowoc-admin stack up`"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class PrometheusServer:
         """Start Prometheus when it is installed and not running; return why not when it is not started."""
         binary = self.binary()
         if binary is None:
-            return f"Prometheus is not installed; live panels stay 'not configured' ({INSTALL_HINT})."
+            return f"not installed, so the live panels say 'not configured': {INSTALL_HINT}."
         if self.pid() is not None:
             return None
         if port_taken(self.port):

@@ -1,5 +1,7 @@
 """The embedded default: a real PostgreSQL and a real Valkey under ``state_dir``, on 127.0.0.1.
 
+With them, when asked: Unleash and the OpenID provider on the stack's Node (``devstack.node``),
+Debian's Prometheus when installed, and the demo's background processes (``devstack.processes``).
 ``up`` is idempotent, ``down`` stops only what ``up`` started (it reads its own pid files), and
 nothing here runs when ``KROWOC_DATABASE_URL`` / ``KROWOC_REDIS_URL`` point at real servers.
 """
@@ -27,6 +29,8 @@ from core.endpoints import (
     embedded_redis_url,
     state_path,
 )
+from devstack import oidc as oidc_provider
+from devstack import processes
 from devstack import prometheus as prometheus_server
 from devstack import unleash as unleash_server
 from devstack.network import port_taken
@@ -185,14 +189,18 @@ class EmbeddedStack:
             ComponentStatus("valkey", valkey_pid is not None, urls.redis_url, valkey_pid, str(self.valkey_dir)),
         ]
 
+    def processes(self) -> list[processes.ProcessStatus]:
+        """Report the stack's background processes (the demo's traffic, the OpenID provider) it has a record of."""
+        return [process.status() for process in processes.known(self.settings)]
+
     def is_up(self) -> bool:
         """Tells whether both embedded servers are running."""
         return all(c.running for c in self.status())
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, *, with_unleash: bool = False, with_prometheus: bool = False) -> StackUrls:
-        """Start whatever is not running yet (and Unleash when asked and node exists); a second call is a no-op."""
+    def up(self, *, with_unleash: bool = False, with_prometheus: bool = False, with_oidc: bool = False) -> StackUrls:
+        """Start whatever is not running yet (Unleash, Prometheus, the OpenID provider when asked); idempotent."""
         if self.settings.database_url or self.settings.redis_url:
             raise StackError(
                 "KROWOC_DATABASE_URL / KROWOC_REDIS_URL are set: real servers are configured, "
@@ -211,6 +219,8 @@ class EmbeddedStack:
             self.unleash_note = unleash_server.start_embedded(self.settings, urls.database_url)
         if with_prometheus:  # never raises: without the binary it says how to get it
             self.prometheus_note = prometheus_server.start_embedded(self.settings)
+        if with_oidc:  # never raises: it says why it did not start
+            self.oidc_note = oidc_provider.start_embedded(self.settings)
         self.write_state(urls)
         return urls
 
@@ -355,7 +365,7 @@ class EmbeddedStack:
 
     def down(self) -> list[str]:
         """Stop the servers this stack started; returns what it stopped."""
-        stopped: list[str] = []
+        stopped = processes.stop_all(self.settings)
         if prometheus_server.PrometheusServer(self.settings).down():
             stopped.append("prometheus")
         if unleash_server.embedded_server(self.settings, self.urls().database_url).down():

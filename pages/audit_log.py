@@ -12,6 +12,8 @@ records = audit_log.audit_records(actor, filters, window)
 
 if not records:
     st.info("No audit records match these filters in this range.", icon=":material/info:")
+    if audit_log.paged():
+        st.button("Newest records", on_click=audit_log.newest, key="audit.newest")
 else:
     st.caption(audit_log.records_caption(records))
     picked = st.dataframe(
@@ -24,3 +26,8 @@ else:
     )
     if picked.selection.rows:
         audit_log.show_change(records[picked.selection.rows[0]])
+    newer, older = st.columns(2)
+    if audit_log.paged():
+        newer.button("Newest records", on_click=audit_log.newest, key="audit.newest")
+    if audit_log.has_older(records):
+        older.button("Older records", on_click=audit_log.older, args=(records,), key="audit.older")

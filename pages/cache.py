@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.cache.models import MemoryLevel
 from dashboard import auth, cache, charts, formats, widgets
+from dashboard.untrusted import md
 
 st.title("Cache")
 actor = auth.current_actor()
@@ -93,16 +94,19 @@ else:
         st.plotly_chart(charts.ttl_chart(sample), key="cache.ttl-chart")
 
 st.subheader("Look up a key")
-with st.form("cache.lookup"):
-    key = st.text_input("Key", key="cache.lookup.key", placeholder=cache.example_key())
-    looked = st.form_submit_button("Look up")
-if looked:
-    with widgets.known_errors_shown():
-        found = cache.lookup(key)
-        if found.exists:
-            st.json(cache.lookup_summary(found))
-        else:
-            st.info(f"No key {found.key!r}.", icon=":material/search_off:")
+if not cache.may_look_up(actor):
+    st.caption("Operators and admins look cache keys up.")
+else:
+    with st.form("cache.lookup"):
+        key = st.text_input("Key", key="cache.lookup.key", placeholder=cache.example_key())
+        looked = st.form_submit_button("Look up")
+    if looked:
+        with widgets.known_errors_shown():
+            found = cache.lookup(actor, key)
+            if found.exists:
+                st.json(cache.lookup_summary(found))
+            else:
+                st.info(f"No key {md(found.key)}.", icon=":material/search_off:")
 
 st.subheader("Invalidate")
 if not cache.may_invalidate(actor):

@@ -131,20 +131,30 @@ next_column.button(
 )
 
 with st.expander("Export this search as CSV"):
-    st.caption(f"Writes every matching execution (up to {executions.EXPORT_MAX_ROWS:,}), never payloads.")
-    if st.button("Prepare CSV", key="executions.export"):
-        total = executions.count_matching(filters)
-        bar = st.progress(0.0, text="Exporting…")
-        executions.export_csv(
-            filters, lambda done: bar.progress(min(1.0, done / max(total, 1)), text=f"{done:,} of {total:,} rows")
+    if not executions.may_export(actor):
+        st.caption("Support and admins export executions.")
+    else:
+        st.caption(
+            f"Writes every matching execution (up to {executions.export_limit():,}), never payloads; recorded in "
+            "the audit log. The file is deleted from the server once downloaded."
         )
-        bar.progress(1.0, text="Ready")
-    path = executions.export_path()
-    if path is not None:
-        st.download_button(
-            "Download CSV",
-            data=executions.export_reader(path),
-            file_name=executions.export_file_name(filters),
-            mime="text/csv",
-            key="executions.download",
-        )
+        if st.button("Prepare CSV", key="executions.export"):
+            bar = st.progress(0.0, text="Counting…")
+            with widgets.known_errors_shown():
+                executions.export_csv(
+                    actor,
+                    filters,
+                    lambda done, total: bar.progress(
+                        min(1.0, done / max(total, 1)), text=f"{done:,} of {total:,} rows"
+                    ),
+                )
+                bar.progress(1.0, text="Ready")
+        path = executions.export_path()
+        if path is not None:
+            st.download_button(
+                "Download CSV",
+                data=executions.export_reader(path),
+                file_name=executions.export_file_name(filters),
+                mime="text/csv",
+                key="executions.download",
+            )

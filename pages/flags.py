@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import auth, flags, widgets
+from dashboard.untrusted import md
 
 st.title("Feature flags")
 actor = auth.current_actor()
@@ -57,7 +58,7 @@ with table_tab:
             st.error("Pick a flag and an environment.", icon=":material/error:")
         elif submitted:
             with widgets.known_errors_shown():
-                widgets.flash(flags.apply_change(actor, name, environment, action, int(percent), reason))
+                widgets.flash(md(flags.apply_change(actor, name, environment, action, int(percent), reason)))
                 st.rerun()
 
 with evaluate_tab:
@@ -73,12 +74,12 @@ with evaluate_tab:
 with history_tab:
     picked = st.selectbox("Flag", names, key="flags.history.flag", index=None, placeholder="Pick a flag")
     if picked:
-        history, events, audit = flags.history_tables(picked)
+        history, events, audit = flags.history_tables(actor, picked)
         left, right = st.columns(2)
         with left:
             st.markdown("**Unleash event log**")
             if history.problem:
-                st.warning(history.problem, icon=":material/cloud_off:")
+                st.warning(md(history.problem), icon=":material/cloud_off:")
             st.dataframe(events, hide_index=True, key="flags.history.events")
         with right:
             st.markdown("**Our audit log**")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.domain.models import UserStatus
 from dashboard import auth, charts, executions, formats, users, widgets
+from dashboard.untrusted import md
 
 st.title("Users")
 actor = auth.current_actor()
@@ -26,14 +27,14 @@ query = users.linked_query()
 if chosen is None and query:
     matches = users.find_users(query)
     if not matches:
-        st.info(f"No user matches “{query[:80]}”.", icon=":material/person_off:")
+        st.info(f"No user matches “{md(query[:80])}”.", icon=":material/person_off:")
     elif len(matches) == 1:
         chosen = matches[0].id
     else:
         st.caption(f"{len(matches)} users match; pick one.")
         for match in matches:
             st.button(
-                users.pick_label(match),
+                md(users.pick_label(match)),
                 key=f"users.pick.{match.id}",
                 on_click=users.write_user_link,
                 kwargs={"query": query, "user_id": match.id},
@@ -41,7 +42,7 @@ if chosen is None and query:
 
 if chosen is not None:
     user = users.user(chosen)
-    st.subheader(f"{user.display_name} · {user.email}")
+    st.subheader(f"{md(user.display_name)} · {md(user.email)}")
     tier_metric, status_metric, created_metric, seen_metric = st.columns(4)
     tier_metric.metric("Tier", user.tier.value, border=True)
     status_metric.metric("Status", user.status.value, border=True)
@@ -75,7 +76,7 @@ if chosen is not None:
     st.markdown("**Feature flags for this user**")
     flags, problem = users.flag_evaluations(user)
     if flags is None:
-        st.info(f"Flags cannot be evaluated: {problem}", icon=":material/flag:")
+        st.info(f"Flags cannot be evaluated: {md(problem)}", icon=":material/flag:")
     elif flags.empty:
         st.caption("No flags are known.")
     else:
@@ -98,7 +99,7 @@ if chosen is not None:
         if st.form_submit_button("Change tier"):
             with widgets.known_errors_shown():
                 changed = users.change_tier(actor, user.id, new_tier, reason)
-                widgets.flash(f"{changed.email} is on the {changed.tier.value} tier.")
+                widgets.flash(f"{md(changed.email)} is on the {changed.tier.value} tier.")
                 st.rerun()
     with status_tab, st.form("users.status"):
         suspended = user.status is UserStatus.SUSPENDED
@@ -106,14 +107,14 @@ if chosen is not None:
         if st.form_submit_button("Restore" if suspended else "Suspend"):
             with widgets.known_errors_shown():
                 changed = users.switch_status(actor, user, reason)
-                widgets.flash(f"{changed.email} is {changed.status.value}.")
+                widgets.flash(f"{md(changed.email)} is {changed.status.value}.")
                 st.rerun()
     with limit_tab, st.form("users.ratelimit"):
         reason = st.text_input("Reason", key="users.ratelimit_reason", max_chars=1000)
         if st.form_submit_button("Reset rate limit"):
             with widgets.known_errors_shown():
                 users.reset_rate_limit(actor, user, reason)
-                widgets.flash(f"The rate-limit bucket of {user.email} is full again.")
+                widgets.flash(f"The rate-limit bucket of {md(user.email)} is full again.")
                 st.rerun()
     with cancel_tab, st.form("users.cancel"):
         execution_id = st.text_input(
@@ -123,6 +124,6 @@ if chosen is not None:
         if st.form_submit_button("Cancel execution"):
             with widgets.known_errors_shown():
                 executions.cancel_execution(actor, executions.parse_id(execution_id), reason)
-                widgets.flash(f"Execution {execution_id.strip()} is cancelled.")
+                widgets.flash(f"Execution {md(execution_id.strip())} is cancelled.")
                 st.rerun()
     widgets.show_flash()

@@ -19,19 +19,20 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 from pydantic import BaseModel
 from sqlalchemy import Connection, text
 
 from core.domain.exceptions import InvalidInput
-from core.domain.models import ErrorCategory, Execution, ExecutionStatus, TimeWindow
+from core.domain.models import Actor, ErrorCategory, Execution, ExecutionStatus, TimeWindow
+from core.executions.export import ExecutionExports, ExportReport
 
 MAX_SEARCH_SPAN = timedelta(days=100)
 """The widest time range an execution search may cover (the platform keeps 90 days at hand)."""
@@ -42,7 +43,7 @@ MAX_TEXT = 200
 """The longest text a search box accepts; anything longer cannot name a provider, model or user."""
 EXPORT_CHUNK_BYTES = 1 << 20
 EXPORT_MAX_ROWS = 1_000_000
-"""The most rows one CSV export writes; a wider search should be narrowed first."""
+"""The most rows the CSV query writes whatever the configuration (``KROWOC_EXPORT_MAX_ROWS`` is lower)."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 
@@ -355,6 +356,22 @@ EXPORT_COLUMNS = (
 )
 
 
+EXPORT_TEXT_COLUMNS = frozenset(
+    {"provider", "model", "status", "error_category", "error_code", "error_message", "request_id"}
+)
+"""Columns whose text can come from outside (a provider's error, a client's request id)."""
+FORMULA_START = r"^[=+@\t\r-]"
+"""How a cell a spreadsheet would run as a formula starts (OWASP's list for CSV injection)."""
+
+
+def _export_column(column: str) -> str:
+    """Select a column for the CSV: a text cell that starts like a formula gets a leading quote, so it stays text."""
+    if column not in EXPORT_TEXT_COLUMNS:
+        return f"e.{column}"
+    value = f"CAST(e.{column} AS text)"  # no "::": the statement's ":name" parameters are rewritten
+    return f"CASE WHEN {value} ~ E'{FORMULA_START}' THEN '''' || {value} ELSE {value} END AS {column}"
+
+
 @dataclass(frozen=True)
 class ExportChunk:
     """A piece of the CSV file and how many executions it holds."""
@@ -374,7 +391,7 @@ def export_csv(
     """
     params: dict[str, Any] = {}
     where = _where(filters, params)
-    columns = ", ".join(f"e.{c}" for c in EXPORT_COLUMNS)
+    columns = ", ".join(_export_column(c) for c in EXPORT_COLUMNS)
     select = f"SELECT {columns} FROM prompt_executions e WHERE {where} ORDER BY {_order(filters)} LIMIT {int(max_rows)}"
     # COPY takes no server-side parameters: psycopg binds them on the client, quoted.
     statement = re.sub(r":(\w+)", r"%(\1)s", select)
@@ -393,3 +410,34 @@ def export_csv(
                 rows = 0
     if buffer:
         yield ExportChunk(bytes(buffer), rows)
+
+
+def describe(filters: ExecutionFilters) -> dict[str, str]:
+    """Return a search's filters as text, for the export's audit row."""
+    described = {
+        "from": filters.window.start.isoformat(timespec="minutes"),
+        "to": filters.window.end.isoformat(timespec="minutes"),
+    }
+    for name in ("user_id", "status", "category", "provider", "model"):
+        value = getattr(filters, name)
+        if value is not None:
+            described[name] = str(value)
+    return described
+
+
+def export_search(
+    exports: ExecutionExports,
+    actor: Actor,
+    filters: ExecutionFilters,
+    sink: BinaryIO,
+    on_progress: Callable[[int, int], None],
+) -> ExportReport:
+    """Export a search as CSV to ``sink`` under the export rules (permission, cap, one at a time, audit)."""
+    return exports.export(
+        actor,
+        filters=describe(filters),
+        count=lambda conn, cap: count_matching(conn, filters, cap=cap),
+        chunks=lambda conn, cap: ((chunk.data, chunk.rows) for chunk in export_csv(conn, filters, max_rows=cap)),
+        sink=sink,
+        on_progress=on_progress,
+    )

@@ -15,6 +15,7 @@ Helpers that tests import live in ``tests.support``; this file holds fixtures on
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -31,7 +32,7 @@ from devstack.stack import EmbeddedStack
 from devstack.unleash import UnleashServer
 from tests.support.databases import OPERATE_PLAN, RUN_ID, RUN_UID, SHARED_PLAN, WORKER, RunDatabases, SeedPlan
 from tests.support.network import free_port
-from tests.support.settings import actor, settings_for
+from tests.support.settings import TEST_ENV, actor, settings_for
 from tests.support.unleash import RunningUnleash, require_unleash
 
 RUN_KEY_PREFIX = f"krowoc-test-{RUN_ID}-"
@@ -39,6 +40,9 @@ RUN_KEY_PREFIX = f"krowoc-test-{RUN_ID}-"
 _STARTED_STACK = pytest.StashKey[bool]()
 
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+# Tests act as a few names many times in a run: every dashboard, command and service they start is
+# configured without the per-person action limit (the throttle's own tests set theirs).
+os.environ.update(TEST_ENV)
 
 
 def _embedded() -> EmbeddedStack:
@@ -95,6 +99,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     finally:
         if session.config.stash.get(_STARTED_STACK, False):
             _embedded().down()
+
+
+@pytest.fixture(autouse=True)
+def dashboard_services_closed() -> Iterator[None]:
+    """Close the services an in-process dashboard (AppTest) built in the test, and their connections."""
+    yield
+    services_module = sys.modules.get("dashboard.services")
+    if services_module is not None:
+        services_module.close_all()
 
 
 @pytest.fixture(scope="session")

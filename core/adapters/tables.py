@@ -318,7 +318,13 @@ class LeaderboardSnapshotRow(Base):
 
 
 class AuditLogRow(Base):
-    """Append-only: a trigger rejects UPDATE and DELETE."""
+    """Append-only: a trigger rejects UPDATE, DELETE and TRUNCATE; another chains every row by hash.
+
+    ``hash`` is the SHA-256 of the previous row's hash and this row's canonical content, set by the
+    ``audit_log_chain`` trigger (migration 0004), which also gives the row its id under the chain's
+    lock: the ids follow the chain. An action whose effect lies outside the database is recorded
+    first as ``pending``; its outcome row names it in ``intent_id``.
+    """
 
     __tablename__ = "audit_log"
     __table_args__ = (
@@ -328,6 +334,8 @@ class AuditLogRow(Base):
         Index("ix_audit_log_at", text("at DESC")),
         Index("ix_audit_log_actor_at", "actor", text("at DESC")),
         Index("ix_audit_log_target", "target_type", "target_id", text("at DESC")),
+        Index("ix_audit_log_intent_id", "intent_id", postgresql_where=text("intent_id IS NOT NULL")),
+        Index("ix_audit_log_pending", "at", postgresql_where=text("outcome = 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -344,6 +352,9 @@ class AuditLogRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
+    intent_id: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 metadata = Base.metadata

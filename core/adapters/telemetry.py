@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "CACHE_REQUESTS",
@@ -66,6 +66,24 @@ CACHE_REQUESTS = Counter(
     "krowoc_cache_requests",
     "Cache lookups by tier, namespace and outcome (hit, miss, error).",
     ["tier", "namespace", "outcome"],
+)
+ADMIN_ACTIONS = Counter(
+    "krowoc_admin_actions",
+    "Admin actions and audited reads, by action and outcome: one per audit row this process wrote.",
+    ["action", "outcome"],
+)
+AUDIT_CHAIN_HEAD_ID = Gauge(
+    "krowoc_audit_chain_head_id",
+    "The id of the audit log's newest row, as last read by this process.",
+)
+AUDIT_CHAIN_HEAD_HASH48 = Gauge(
+    "krowoc_audit_chain_head_hash48",
+    "The first 48 bits of the audit chain's head hash, as a number: a rewrite of the log changes it.",
+)
+AUDIT_UNRESOLVED = Gauge(
+    "krowoc_audit_unresolved",
+    "Audit intents without a known outcome: 'unknown' outcomes of the last 24 h, and intents still waiting.",
+    ["state"],
 )
 CIRCUIT_BREAKER_STATE = Gauge(
     "krowoc_circuit_breaker_state",
@@ -119,3 +137,13 @@ def request_context(request_id: str | None = None) -> Iterator[str]:
 def logger(name: str) -> Any:
     """Return a structlog logger bound to a component name."""
     return structlog.get_logger(name)
+
+
+def serve_metrics(port: int, addr: str = "127.0.0.1") -> bool:
+    """Serve this process's metrics on http://<addr>:<port>/metrics; False (logged) when the port is taken."""
+    try:
+        start_http_server(port, addr=addr)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("metrics not served on %s:%s: %s", addr, port, exc.strerror or exc)
+        return False
+    return True

@@ -41,6 +41,10 @@ SAMPLE_LIMIT = 10_000
 TTL_SAMPLE = 500
 """TTLs read per namespace from the key sample (about; evenly spaced)."""
 PREVIEW_CHARS = 400
+PEEK_ITEMS = 50
+"""Fields of a hash one look reads: one HSCAN page, never the whole hash."""
+LOOKUP_FAMILIES = ("cache", "cache-stats", "ratelimit")
+"""The key families (after the prefix) a person may look into; sessions and the rest are never shown."""
 INFO_SAMPLE_EVERY_SECONDS = 5.0
 INFO_SAMPLES_KEPT = 1000
 
@@ -336,13 +340,27 @@ class CacheInspector:
             ],
         )
 
-    def lookup_key(self, key: str) -> KeyLookup:
-        """Return one of our keys' type, TTL, size and a preview of its value with secrets masked."""
-        key = key.strip()
+    def check_lookup(self, key: str) -> None:
+        """Refuse a key outside the families a person may look into (sessions never): ``InvalidInput``."""
         if not key:
             raise InvalidInput("Enter a key to look up.")
         if not key.startswith(self.prefix):
             raise InvalidInput(f"Only this dashboard's keys can be looked up: they start with {self.prefix!r}.")
+        family = key.removeprefix(self.prefix).split(":", 1)[0]
+        if family not in LOOKUP_FAMILIES:
+            shown = ", ".join(f"{self.prefix}{name}:" for name in LOOKUP_FAMILIES)
+            raise InvalidInput(
+                f"Only cache, statistics and rate-limit keys can be looked up (they start with {shown})."
+            )
+
+    def read_key(self, key: str) -> KeyLookup:
+        """Return one of our keys' type, TTL, size and a preview of its value with secrets masked (unaudited).
+
+        One bounded read per look: a string's first bytes, one HSCAN page of a hash, the first
+        items of a list or a sorted set, a few random members of a set.
+        """
+        key = key.strip()
+        self.check_lookup(key)
         try:
             node = node_of(self.client, key)
             kind = _text(self.client.type(key))
@@ -370,8 +388,9 @@ class CacheInspector:
             raw = client.getrange(key, 0, 4 * PREVIEW_CHARS)
             return int(client.strlen(key)), _preview(raw)
         if kind == "hash":
-            fields = dict(list(client.hscan_iter(key, count=50))[:50])
-            shown = {_text(k): _text(v) for k, v in fields.items()}
+            page: Any = client.hscan(key, 0, count=PEEK_ITEMS)
+            fields: dict[Any, Any] = page[1]
+            shown = {_text(k): _text(v) for k, v in list(fields.items())[:PEEK_ITEMS]}
             return int(client.hlen(key)), _preview(json.dumps(shown))
         if kind == "list":
             return int(client.llen(key)), _preview(json.dumps([_text(v) for v in client.lrange(key, 0, 19)]))

@@ -13,7 +13,7 @@ from pydantic import Field
 from core.audit import AuditLog
 from core.cache.inspection import CacheInspector
 from core.cache.keys import CacheTier, Namespace
-from core.cache.models import InvalidationResult
+from core.cache.models import InvalidationResult, KeyLookup
 from core.cache.store import Cache
 from core.domain.actions import AdminAction
 from core.domain.exceptions import InvalidInput, RedisUnavailable
@@ -33,12 +33,45 @@ class TierInvalidation(ActionRequest):
     tier: str = Field(min_length=1, max_length=64)
 
 
+def _namespace(name: str) -> Namespace:
+    try:
+        return Namespace(name)
+    except ValueError:
+        names = ", ".join(ns.value for ns in Namespace)
+        raise InvalidInput(f"Unknown cache namespace {name!r}: pick one of {names}.") from None
+
+
+def _tier(name: str) -> CacheTier:
+    try:
+        return CacheTier(name)
+    except ValueError:
+        names = ", ".join(t.value for t in CacheTier)
+        raise InvalidInput(f"Unknown cache tier {name!r}: pick one of {names}.") from None
+
+
 class CacheService(CacheInspector):
     """The Cache page's figures, and the audited invalidation of a namespace or a tier."""
 
     def __init__(self, cache: Cache, audit: AuditLog) -> None:
         super().__init__(cache)
         self.audit = audit
+
+    def lookup_key(self, actor: Actor, key: str) -> KeyLookup:
+        """Look one cache, statistics or rate-limit key up for an operator or an admin (audited, secrets masked)."""
+        key = key.strip()
+        with self.audit.action(
+            actor,
+            AdminAction.CACHE_LOOKUP_KEY,
+            permission=Permission.INSPECT_CACHE_KEYS,
+            target_type="cache_key",
+            target_id=key or "-",
+            reason_required=False,
+            check=lambda: self.check_lookup(key),
+        ) as action:
+            found = self.read_key(key)
+            # The row says which key was looked at and what it held, never its value.
+            action.after = {"exists": found.exists, "type": found.type, "length": found.length}
+        return found
 
     def invalidate_namespace(self, actor: Actor, request: NamespaceInvalidation) -> InvalidationResult:
         """Invalidate every key of one namespace (bump its version), as an audited admin action."""
@@ -50,12 +83,10 @@ class CacheService(CacheInspector):
             target_type="cache_namespace",
             target_id=namespace,
             reason=request.reason,
+            external=True,
+            check=lambda: _namespace(namespace),
         ) as act:
-            try:
-                chosen = Namespace(namespace)
-            except ValueError:
-                names = ", ".join(ns.value for ns in Namespace)
-                raise InvalidInput(f"Unknown cache namespace {namespace!r}: pick one of {names}.") from None
+            chosen = _namespace(namespace)
             try:
                 before = self.cache.current_versions()[chosen]
                 after = self.cache.bump_namespace(chosen)
@@ -77,12 +108,10 @@ class CacheService(CacheInspector):
             target_type="cache_tier",
             target_id=tier,
             reason=request.reason,
+            external=True,
+            check=lambda: _tier(tier),
         ) as act:
-            try:
-                chosen = CacheTier(tier)
-            except ValueError:
-                names = ", ".join(t.value for t in CacheTier)
-                raise InvalidInput(f"Unknown cache tier {tier!r}: pick one of {names}.") from None
+            chosen = _tier(tier)
             try:
                 before = self.cache.current_versions()
                 after = self.cache.bump_tier(chosen)

@@ -25,6 +25,11 @@ class AdminAction(StrEnum):
     CACHE_INVALIDATE_TIER = "cache.invalidate_tier"
     LEADERBOARDS_RECOMPUTE = "leaderboards.recompute"
     PROVIDER_FORCE_BREAKER = "provider.force_breaker"
+    CACHE_LOOKUP_KEY = "cache.lookup_key"
+    EXECUTIONS_EXPORT = "executions.export"
+    AUDIT_READ = "audit.read"
+    ROLLUPS_REBUILD = "rollups.rebuild"
+    DATABASE_SEED = "database.seed"
 
 
 LEGACY_NAMES: dict[str, AdminAction] = {

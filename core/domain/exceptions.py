@@ -13,6 +13,10 @@ class InvalidInput(ValueError):
     """Input a person gave that cannot be used; the message says what to change."""
 
 
+class UnsafeConfiguration(RuntimeError):
+    """The product is set up in a way that would weaken it; the message says what to change."""
+
+
 class DependencyUnavailable(RuntimeError):
     """A server the product depends on did not answer; the message says which and what was (not) done."""
 

@@ -56,10 +56,16 @@ class Role(StrEnum):
 
 
 class AuditOutcome(StrEnum):
+    """How an attempt ended; an action with an effect outside the database is recorded first as ``pending``."""
+
     SUCCESS = "success"
     DENIED = "denied"
     FAILED = "failed"
     INVALID = "invalid"
+    PENDING = "pending"
+    """The intent of an action whose effect lies outside the database, recorded before the effect."""
+    UNKNOWN = "unknown"
+    """No outcome was recorded for an intent in time (the process died between the two)."""
 
 
 class AuditSource(StrEnum):
@@ -166,6 +172,8 @@ class AuditRecord(BaseModel):
     source: AuditSource
     outcome: AuditOutcome
     detail: str | None = None
+    intent_id: int | None = None
+    """For an outcome of an action recorded before its effect: the id of its ``pending`` intent."""
 
 
 MAX_WINDOW = timedelta(days=400)

@@ -21,6 +21,10 @@ class Permission(StrEnum):
     RESET_RATE_LIMIT = "reset_rate_limit"
     CANCEL_EXECUTION = "cancel_execution"
     REVEAL_PAYLOAD = "reveal_payload"
+    EXPORT_EXECUTIONS = "export_executions"
+    INSPECT_CACHE_KEYS = "inspect_cache_keys"
+    VIEW_DEPENDENCY_DETAILS = "view_dependency_details"
+    SEED_DATABASE = "seed_database"
 
 
 _SUPPORT = {
@@ -29,6 +33,7 @@ _SUPPORT = {
     Permission.RESET_RATE_LIMIT,
     Permission.CANCEL_EXECUTION,
     Permission.REVEAL_PAYLOAD,
+    Permission.EXPORT_EXECUTIONS,
 }
 _OPERATOR = {
     Permission.INVALIDATE_CACHE,
@@ -36,6 +41,8 @@ _OPERATOR = {
     Permission.RECOMPUTE_LEADERBOARDS,
     Permission.FORCE_BREAKER,
     Permission.VIEW_AUDIT_LOG,
+    Permission.INSPECT_CACHE_KEYS,
+    Permission.VIEW_DEPENDENCY_DETAILS,
 }
 _PRODUCT = {Permission.TOGGLE_FLAG, Permission.CHANGE_ROLLOUT}
 

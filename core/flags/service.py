@@ -25,7 +25,7 @@ from core.audit import AuditLog
 from core.domain.actions import AdminAction
 from core.domain.exceptions import InvalidInput, UnleashUnavailable
 from core.domain.models import Actor, AuditOutcome
-from core.domain.rbac import Permission
+from core.domain.rbac import Permission, can
 from core.flags.evaluation import FlagEvaluator
 from core.flags.models import (
     ChangeResult,
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 TARGET_TYPE = "feature_flag"
 NOT_CONFIGURED = (
     "Unleash is not configured: set KROWOC_UNLEASH_URL and KROWOC_UNLEASH_ADMIN_TOKEN, or start the embedded "
-    "one with `krowoc-admin stack up` (it needs Node.js 18-20 and `npm install -g unleash-server@6`)."
+    "one with `krowoc-admin stack up` (it runs the pinned unleash-server on the venv's Node; `make install` first)."
 )
 ATTRIBUTION_WINDOW = timedelta(seconds=30)
 PROPAGATION_SECONDS = 5.0
@@ -173,9 +173,13 @@ class FlagService:
             flags.append(flag)
         return catalog.model_copy(update={"flags": flags})
 
-    def history(self, name: str) -> FlagHistory:
-        """Return a flag's events in Unleash beside our audit rows about it."""
-        audit = self.audit.search(target_type=TARGET_TYPE, target_id=name, limit=200)
+    def history(self, reader: Actor, name: str) -> FlagHistory:
+        """Return a flag's events in Unleash beside our audit rows about it (those only to who may read the log)."""
+        audit = (
+            self.audit.search(reader, target_type=TARGET_TYPE, target_id=name, limit=200)
+            if can(reader, Permission.VIEW_AUDIT_LOG)
+            else []
+        )
         try:
             events = self._admin().events(name)
         except UnleashUnavailable as exc:
@@ -198,11 +202,15 @@ class FlagService:
     # -- changes ----------------------------------------------------------------------------
 
     @staticmethod
-    def _check(name: str, environment: str) -> None:
+    def _check(name: str, environment: str, percent: int | None = None) -> None:
         if not _FLAG_NAME.match(name or ""):
-            raise InvalidInput(f"{name!r} is not a flag name (letters, digits, '.', '_', ':', '-'; at most 100).")
+            raise InvalidInput(f"{name[:100]!r} is not a flag name (letters, digits, '.', '_', ':', '-'; at most 100).")
         if not _FLAG_NAME.match(environment or ""):
-            raise InvalidInput(f"{environment!r} is not an environment name.")
+            raise InvalidInput(f"{environment[:100]!r} is not an environment name.")
+        if percent is not None and (
+            isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100
+        ):
+            raise InvalidInput(f"The rollout must be a whole percentage from 0 to 100, not {percent!r}.")
 
     def set_enabled(self, actor: Actor, change: FlagToggle) -> ChangeResult:
         """Turn a flag on or off in one environment, and record who did it and why."""
@@ -214,8 +222,9 @@ class FlagService:
             target_type=TARGET_TYPE,
             target_id=name,
             reason=change.reason,
+            external=True,
+            check=lambda: self._check(name, environment),
         ) as act:
-            self._check(name, environment)
             admin = self._admin()
             project = admin.find_project(name)
             state, _ = admin.environment_state(project, name, environment)
@@ -240,10 +249,9 @@ class FlagService:
             target_type=TARGET_TYPE,
             target_id=name,
             reason=change.reason,
+            external=True,
+            check=lambda: self._check(name, environment, percent),
         ) as act:
-            self._check(name, environment)
-            if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-                raise InvalidInput(f"The rollout must be a whole percentage from 0 to 100, not {percent!r}.")
             admin = self._admin()
             project = admin.find_project(name)
             state, ids = admin.environment_state(project, name, environment)

@@ -1,18 +1,23 @@
 """The Unleash Admin API adapter: read every flag in every environment in a handful of calls, and change them.
 
 A catalog read costs one request per environment plus one for the newest change events, whatever
-the number of flags, run concurrently: each environment's flags with their state and strategies
-(``/api/client/features``, read with the admin token, which answers for any environment) and the
-change events newer than the last read. The projects, environments, flag types and each flag's
-project, creation time and environments change rarely and are read again every 30 seconds (one
-request each, one per project). Calls have a timeout, reads one retry on a refused connection, and
-a failed connection opens a short circuit breaker so a page never waits on a dead Unleash more than
-once.
+the number of flags, run concurrently: each environment's flags with their state and strategies,
+and the change events newer than the last read. Unleash 7 and newer refuse admin tokens on the
+client API (``/api/client/features`` takes backend tokens only): an environment whose backend token
+the adapter was given is read there, as SDKs get it, from Unleash's cache (fast); the others come
+from one evaluation of the playground (``POST /api/admin/playground/advanced``, an admin endpoint
+that reads Unleash's own tables and records no event; a few times slower at 500 flags). The
+projects, environments, flag types and each flag's project, creation time and environments (and,
+without a backend token, its type, description and staleness) change rarely and are read again
+every 30 seconds (one request each, one per project). Calls have a timeout, reads one retry on a
+refused connection, and a failed connection opens a short circuit breaker so a page never waits on
+a dead Unleash more than once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -53,6 +58,17 @@ RECENT_CHANGES = 1000  # the most the event search returns in one call
 LAYOUT_SECONDS = 30.0  # projects, environments and flag types change rarely: read them again after this
 INCREMENTAL_CHANGES = 50  # a later catalog read asks only for this many of the newest change events
 BREAKER_SECONDS = 5.0
+PLAYGROUND_CONTEXT = {"appName": "krowoc-admin"}
+"""The context of the playground evaluation: its results are not read, only each flag's state and strategies."""
+
+
+_TOKEN = re.compile(r"^[^:.]+:([^:.*]+)\.")
+
+
+def token_environment(token: str) -> str | None:
+    """Return the environment an Unleash backend token is for (``<project>:<environment>.<secret>``), else None."""
+    match = _TOKEN.match(token)
+    return match.group(1) if match else None
 
 
 class _NotFound(FlagError):
@@ -83,9 +99,12 @@ def _message(response: requests.Response) -> str:
 class UnleashAdmin:
     """Talks to one Unleash through its Admin API with an admin token."""
 
-    def __init__(self, api_url: str, admin_token: str, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self, api_url: str, admin_token: str, *, timeout: float = 3.0, client_tokens: dict[str, str] | None = None
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self.client_tokens = dict(client_tokens or {})
         self.session = requests.Session()
         self.session.headers.update({"Authorization": admin_token, "Content-Type": "application/json"})
         self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=16))
@@ -103,14 +122,24 @@ class UnleashAdmin:
 
     # -- transport --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        read: bool = False,
+        token: str | None = None,
+    ) -> Any:
         if time.monotonic() < self._open_until:
             raise UnleashUnavailable(f"Unleash at {self.api_url} did not answer a moment ago; retrying shortly.")
-        attempts = 2 if method == "GET" else 1
+        attempts = 2 if method == "GET" or read else 1
+        headers = {"Authorization": token} if token else None
         for attempt in range(attempts):
             try:
                 response = self.session.request(
-                    method, f"{self.api_url}{path}", json=body, params=params, timeout=self.timeout
+                    method, f"{self.api_url}{path}", json=body, params=params, headers=headers, timeout=self.timeout
                 )
                 break
             except requests.ConnectionError as exc:
@@ -214,8 +243,24 @@ class UnleashAdmin:
     def _project_flags(self, project: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/admin/projects/{quote(project)}/features")["features"])
 
-    def _client_features(self, environment: str) -> dict[str, dict[str, Any]]:
-        features = self._call("GET", "/client/features", params={"environment": environment})["features"]
+    def _environment_states(self, environments: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """Return each environment's flags with their state and strategies, from one playground evaluation."""
+        body = {"environments": environments, "projects": "*", "context": PLAYGROUND_CONTEXT}
+        answer = self._call("POST", "/admin/playground/advanced", body=body, read=True)
+        live: dict[str, dict[str, dict[str, Any]]] = {env: {} for env in environments}
+        for feature in answer["features"]:
+            for env, evaluations in (feature.get("environments") or {}).items():
+                if not evaluations:
+                    continue
+                first = evaluations[0]  # one context, so one evaluation per environment
+                live.setdefault(env, {})[str(feature["name"])] = {
+                    "enabled": bool(first.get("isEnabledInCurrentEnvironment")),
+                    "strategies": list((first.get("strategies") or {}).get("data") or []),
+                }
+        return live
+
+    def _client_features(self, environment: str, token: str) -> dict[str, dict[str, Any]]:
+        features = self._call("GET", "/client/features", token=token)["features"]
         return {str(f["name"]): f for f in features}
 
     @staticmethod
@@ -250,16 +295,24 @@ class UnleashAdmin:
     def catalog(self) -> FlagCatalog:
         """Read every flag of every project with its state and strategies in every environment.
 
-        The state and strategies come from the client feature endpoint of each environment (read
-        with the admin token; Unleash serves it from its own cache); what does not change (a flag's
-        project, creation time and environments) is read from the project listings every
+        The state and strategies come from the client API with an environment's backend token, else
+        from one playground evaluation of the environments without one; what changes rarely (a
+        flag's project, creation time and environments) is read from the project listings every
         LAYOUT_SECONDS, or at once when a flag appears that they do not know yet.
         """
         changes_f = self._pool.submit(self._last_changes)
         projects, environments, lifetimes = self._layout()
-        per_env = {env: self._pool.submit(self._client_features, env) for env in environments}
+        by_token = {
+            env: self._pool.submit(self._client_features, env, self.client_tokens[env])
+            for env in environments
+            if self.client_tokens.get(env)
+        }
+        others = [env for env in environments if env not in by_token]
+        played = self._pool.submit(self._environment_states, others) if others else None
         meta = self._flag_meta(projects, force=False)
-        live = {env: future.result() for env, future in per_env.items()}
+        live = {env: future.result() for env, future in by_token.items()}
+        if played is not None:
+            live.update(played.result())
         if any(name not in meta for features in live.values() for name in features):
             meta = self._flag_meta(projects, force=True)
         last = changes_f.result()
@@ -283,11 +336,13 @@ class UnleashAdmin:
         now: datetime,
     ) -> Flag:
         name = str(raw["name"])
+        # The client API's copy is current; a playground evaluation carries no type, description or
+        # staleness, which then come from the project listing.
         current = next((features[name] for features in live.values() if name in features), raw)
         created = _parse_time(raw.get("createdAt"))
         flag_type = str(current.get("type") or raw.get("type") or "release")
         lifetime = lifetimes.get(flag_type)
-        stale = bool(current.get("stale"))
+        stale = bool(current.get("stale", raw.get("stale")))
         # Unleash's own rule (its scheduler sets ``potentially_stale`` the same way once a minute).
         potentially = bool(
             not stale and created is not None and lifetime is not None and now > created + timedelta(days=lifetime)
@@ -306,7 +361,7 @@ class UnleashAdmin:
             name=name,
             project=project,
             type=flag_type,
-            description=str(current.get("description") or ""),
+            description=str(current.get("description") or raw.get("description") or ""),
             stale=stale,
             potentially_stale=potentially,
             created_at=created,
@@ -366,8 +421,16 @@ class UnleashAdmin:
     # -- set-up (seeding, benchmark) --------------------------------------------------------
 
     def client_view(self, name: str, environment: str) -> EnvironmentState | None:
-        """Return a flag's state in one environment as SDKs currently get it, or None when they do not yet."""
-        raw = self._client_features(environment).get(name)
+        """Return a flag's state in one environment as SDKs currently get it, or None when they do not yet.
+
+        With a backend token of that environment this is what the client API serves (from Unleash's
+        cache, refreshed about once a second); without one, what Unleash holds now.
+        """
+        token = self.client_tokens.get(environment)
+        if token:
+            raw = self._client_features(environment, token).get(name)
+        else:
+            raw = self._environment_states([environment]).get(environment, {}).get(name)
         if raw is None:
             return None
         strategies = [self._strategy(s) for s in raw.get("strategies", [])]

@@ -7,6 +7,7 @@ Prometheus the same way. Checks run concurrently, each bounded by its own timeou
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from enum import StrEnum
 import redis
 from sqlalchemy import Engine, text
 
+from core.adapters.db import WATCHDOG
 from core.adapters.redis import RedisClient, servers
 from core.config import Settings
 
@@ -42,7 +44,16 @@ class HealthCheck:
     required: bool = True
 
 
-def _timed(component: str, probe: Callable[[], str], *, required: bool = True) -> HealthCheck:
+URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://([^\s/@]*@)?([^\s/?#]*)([^\s?#]*)(\?[^\s#]*)?(#\S*)?")
+
+
+def without_secrets(text: str) -> str:
+    """Return text with every URL in it cut to scheme, host and path: no credentials, query or fragment."""
+    return URL.sub(lambda m: f"{m.group(1)}://{m.group(3)}{m.group(4)}", text)
+
+
+def timed_check(component: str, probe: Callable[[], str], *, required: bool = True) -> HealthCheck:
+    """Run one probe and time it: pass with its detail, warn when slow, fail with its error (never raise)."""
     start = time.perf_counter()
     try:
         detail = probe()
@@ -51,14 +62,14 @@ def _timed(component: str, probe: Callable[[], str], *, required: bool = True) -
             component,
             HealthStatus.FAIL,
             (time.perf_counter() - start) * 1000,
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no answer'}",
+            without_secrets(f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no answer'}"),
             datetime.now(UTC),
             required,
         )
     elapsed = (time.perf_counter() - start) * 1000
     status = HealthStatus.WARN if elapsed > SLOW_MS else HealthStatus.PASS
     suffix = f" (slow: over {SLOW_MS:.0f} ms)" if status is HealthStatus.WARN else ""
-    return HealthCheck(component, status, elapsed, detail + suffix, datetime.now(UTC), required)
+    return HealthCheck(component, status, elapsed, without_secrets(detail) + suffix, datetime.now(UTC), required)
 
 
 def not_configured(component: str, how: str) -> HealthCheck:
@@ -70,13 +81,14 @@ def check_postgres(engine: Engine, component: str = "PostgreSQL") -> HealthCheck
     """Check that a PostgreSQL answers a query, and reports its version and recovery state."""
 
     def probe() -> str:
-        with engine.connect() as conn:
+        # A frozen server never enforces its statement timeout: the watchdog cuts the socket instead.
+        with engine.connect() as conn, WATCHDOG.guard(conn, TIMEOUT_SECONDS + 1):
             conn.execute(text(f"SET statement_timeout = {int(TIMEOUT_SECONDS * 1000)}"))
             version = conn.execute(text("SHOW server_version")).scalar_one()
             replica = conn.execute(text("SELECT pg_is_in_recovery()")).scalar_one()
         return f"PostgreSQL {version}{' (replica)' if replica else ''}"
 
-    return _timed(component, probe)
+    return timed_check(component, probe)
 
 
 def check_redis(client: RedisClient) -> HealthCheck:
@@ -105,7 +117,7 @@ def check_redis(client: RedisClient) -> HealthCheck:
             return f"version {version}, {used_human} used"
         return f"cluster of {len(nodes)} primaries, version {version}, {used / 2**20:,.1f} MiB used in all"
 
-    return _timed("Redis", probe, required=False)
+    return timed_check("Redis", probe, required=False)
 
 
 def check_http(component: str, url: str, *, token: str | None = None) -> HealthCheck:
@@ -119,7 +131,7 @@ def check_http(component: str, url: str, *, token: str | None = None) -> HealthC
         except urllib.error.HTTPError as exc:
             raise ConnectionError(f"HTTP {exc.code} from {url}") from exc
 
-    return _timed(component, probe, required=False)
+    return timed_check(component, probe, required=False)
 
 
 def run_checks(checks: list[Callable[[], HealthCheck]]) -> list[HealthCheck]:
@@ -156,7 +168,9 @@ def dependency_checks(
         checks.append(lambda: check_http("Unleash", unleash_url.rstrip("/").removesuffix("/api") + "/health"))
     else:
         unleash_how = (
-            "install Node 18-20 and run `krowoc-admin stack up`" if settings.embedded else "set KROWOC_UNLEASH_URL"
+            "run `make install` (it brings the stack's Node), then `krowoc-admin stack up`"
+            if settings.embedded
+            else "set KROWOC_UNLEASH_URL"
         )
         checks.append(lambda: not_configured("Unleash", unleash_how))
     if prometheus_url:

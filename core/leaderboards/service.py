@@ -164,6 +164,7 @@ class LeaderboardService:
             target_id="all",
             reason=(request or LeaderboardRecompute()).reason,
             reason_required=False,
+            timeout_seconds=None,  # a recompute reads every scored execution; its own statement timeout is off too
         ) as action:
             # One refresh at a time; a second waits and then writes its own snapshot.
             action.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('krowoc.leaderboards.refresh'))"))

@@ -35,6 +35,10 @@ class ProviderHealth:
         except redis.RedisError as exc:
             raise RedisUnavailable("Redis is down: provider circuit-breaker states are unknown.") from exc
 
+    def _known(self, provider: str) -> None:
+        if provider not in self.providers:
+            raise InvalidInput(f"Unknown provider {provider!r}: use one of {', '.join(self.providers)}.")
+
     def force(self, actor: Actor, change: BreakerChange) -> BreakerStatus:
         """Force a provider's breaker open or closed (or release it), and record who did it and why."""
         with self.audit.action(
@@ -44,9 +48,9 @@ class ProviderHealth:
             target_type="provider",
             target_id=change.provider,
             reason=change.reason,
+            external=True,
+            check=lambda: self._known(change.provider),
         ) as action:
-            if change.provider not in self.providers:
-                raise InvalidInput(f"Unknown provider {change.provider!r}: use one of {', '.join(self.providers)}.")
             try:
                 action.before = self.breakers.status(change.provider).as_dict()
                 self.breakers.set_override(change.provider, change.override)

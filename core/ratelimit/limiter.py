@@ -15,47 +15,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from core.adapters.redis import RedisClient
+from core.adapters.token_bucket import TOKEN_BUCKET
 from core.cache.keys import rate_limit_key
 from core.domain.models import Tier
-
-TOKEN_BUCKET = """
-local key = KEYS[1]
-local rate = tonumber(ARGV[1])      -- tokens per second
-local burst = tonumber(ARGV[2])     -- bucket size
-local cost = tonumber(ARGV[3])      -- 0 reads without taking
-local now = tonumber(ARGV[4])       -- milliseconds; negative means use Redis's clock
-if now < 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local state = redis.call('HMGET', key, 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-local fresh = 0
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-  fresh = 1
-end
-if now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-  ts = now
-end
-local allowed = 0
-if cost > 0 and tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-end
-local retry_ms = 0
-if allowed == 0 and cost > 0 then
-  retry_ms = math.ceil((cost - tokens) * 1000 / rate)
-end
-if cost > 0 then
-  redis.call('HSET', key, 'tokens', string.format('%.6f', tokens), 'ts', ts)
-  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 60000)
-end
-return {allowed, string.format('%.6f', tokens), retry_ms, ts, fresh}
-"""
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class RateLimitService:
             target_type="user",
             target_id=str(user_id),
             reason=request.reason,
+            external=True,
         ) as act:
             tier = self._tier_of(user_id)
             try:

@@ -132,6 +132,8 @@ class UserService:
             target_type="user",
             target_id=str(change.user_id),
             reason=change.reason,
+            # A suspension also drops the user's sessions in Redis: its intent is recorded first.
+            external=wanted is UserStatus.SUSPENDED,
         ) as action:
             user = self._locked_user(action.conn, change.user_id)
             action.before = _user_state(user)

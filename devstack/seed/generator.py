@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 from core.domain.models import ErrorCategory, ExecutionStatus, UserStatus
 from devstack.seed.profiles import (
     CATEGORIES,
+    DAILY_PEAK_HOUR,
+    DAILY_SWING,
     DOMAINS,
     ERRORS,
     FIRST,
@@ -32,6 +34,7 @@ from devstack.seed.profiles import (
     TIER_SHARE,
     TIERS,
     TOPICS,
+    WEEKEND_SHARE,
     plan_incidents,
 )
 
@@ -64,8 +67,8 @@ def _traffic_weights(minutes: npt.NDArray[np.datetime64]) -> npt.NDArray[np.floa
     m = minutes.astype("datetime64[m]").astype(np.int64)
     hour = (m // 60) % 24 + (m % 60) / 60.0
     weekday = ((m // 1440) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
-    daily = 1.0 + 0.65 * np.cos((hour - 15.0) / 24.0 * 2 * math.pi)
-    weekly = np.where(weekday >= 5, 0.6, 1.0)
+    daily = 1.0 + DAILY_SWING * np.cos((hour - DAILY_PEAK_HOUR) / 24.0 * 2 * math.pi)
+    weekly = np.where(weekday >= 5, WEEKEND_SHARE, 1.0)
     return np.asarray(daily * weekly, dtype=np.float64)
 
 

@@ -6,6 +6,7 @@ looks like (its share of executions, its latency, its price and its quality).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -164,6 +165,22 @@ LAST = (
     "haddad",
     "iyer",
 )
+# The daily and weekly shape of traffic, shared by the seed and the live simulator: a wave over
+# the day peaking mid-afternoon UTC, and quieter weekends.
+DAILY_PEAK_HOUR = 15.0
+DAILY_SWING = 0.65
+WEEKEND_SHARE = 0.6
+MEAN_SHAPE = (5 + 2 * WEEKEND_SHARE) / 7
+"""The shape's mean over a week: a rate divided by it keeps its weekly average."""
+
+
+def traffic_shape(at: datetime) -> float:
+    """Return the relative traffic at ``at`` (UTC) in the seed's daily and weekly shape (mean MEAN_SHAPE)."""
+    hour = at.hour + at.minute / 60.0
+    daily = 1.0 + DAILY_SWING * math.cos((hour - DAILY_PEAK_HOUR) / 24.0 * 2 * math.pi)
+    return daily * (WEEKEND_SHARE if at.weekday() >= 5 else 1.0)
+
+
 DOMAINS = ("example.com", "acme.io", "mail.test", "corp.example", "studio.dev")
 TOPICS = ("summarize", "translate", "classify", "extract", "draft", "review", "explain", "rewrite")
 OBJECTS = (

@@ -11,6 +11,10 @@ that should be in force, ``krowoc-admin simulate incident start|end|list`` edits
 running simulator reads it once a second and starts or ends incidents to match. The ``--incident``
 given at launch is listed there too, so it can be ended from outside, and is taken off again when
 that simulator exits.
+
+With a traffic ``shape`` the rate is a weekly mean that follows the seed's daily and weekly wave.
+``backfill`` first writes the executions the simulator would have sent since the last one in the
+database, newest first, so a demo started again days later still has its last hour of traffic.
 """
 
 from __future__ import annotations
@@ -32,20 +36,28 @@ from sqlalchemy import text
 from core.adapters import telemetry
 from core.bootstrap import Services
 from core.domain.catalog import PROVIDERS
+from core.domain.classifier import ProviderError
 from core.domain.exceptions import InvalidInput
 from core.domain.models import ErrorCategory
 from core.executions import refresh as rollups_refresh
 from core.executions.records import ExecutionRecord, record_of, write_executions
 from core.providers.base import CompletionRequest
 from core.providers.breaker import STATE_VALUE, CircuitBreakers
-from core.providers.router import Router
-from devstack.seed.profiles import MODELS
+from core.providers.router import Attempt, RoutedResult, Router
+from devstack.seed.profiles import MEAN_SHAPE, MODELS
 from devstack.simulator.channel import IncidentChannel
 from devstack.simulator.incidents import Incident, Incidents
 from devstack.simulator.providers import simulated_providers
 
 TICK_SECONDS = 0.25
 MAX_RATE = 2000.0
+BACKFILL_MAX_GAP = timedelta(days=7)
+"""The longest gap a backfill fills: older traffic than this stays missing (a demo left for weeks)."""
+BACKFILL_BATCH = 5_000
+BACKFILL_STEP = timedelta(minutes=1)
+
+Shape = Callable[[datetime], float]
+"""Relative traffic at a time, with mean ``MEAN_SHAPE`` over a week (``devstack.seed.profiles.traffic_shape``)."""
 
 log = telemetry.logger("krowoc.simulator")
 
@@ -59,7 +71,25 @@ class SimulatorStats:
     written: int = 0
     write_errors: int = 0
     refreshes: int = 0
+    backfilled: int = 0
     by_provider: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    """What a backfill wrote: the gap it filled (None when there was none) and how many executions."""
+
+    start: datetime | None
+    end: datetime | None
+    executions: int
+
+    def describe(self) -> str:
+        """Say what was backfilled, in one line."""
+        if self.start is None or self.end is None:
+            return "Nothing to backfill."
+        return (
+            f"Backfilled {self.executions:,} executions from {self.start:%Y-%m-%d %H:%M:%S} to {self.end:%H:%M:%S} UTC."
+        )
 
 
 class TrafficSimulator:
@@ -76,11 +106,13 @@ class TrafficSimulator:
         refresh_every: float | None = 5.0,
         database_url: str | None = None,
         channel: IncidentChannel | None = None,
+        shape: Shape | None = None,
     ) -> None:
         if not 0 < rate <= MAX_RATE:
             raise InvalidInput(f"--rate must be above 0 and at most {MAX_RATE:,.0f} executions per second.")
         self.services = services
         self.rate = rate
+        self.shape = shape
         self.incidents = incidents or Incidents()
         self.rng = random.Random(seed)
         self.breakers = CircuitBreakers(services.redis, services.settings.redis_key_prefix)
@@ -104,6 +136,12 @@ class TrafficSimulator:
             users = conn.execute(text("SELECT coalesce(max(id), 0) FROM users")).scalar_one()
             prompts = conn.execute(text("SELECT coalesce(max(id), 0) FROM prompts")).scalar_one()
         return max(int(users), 1000), max(int(prompts), 200)
+
+    def rate_at(self, at: datetime) -> float:
+        """Return the executions per second due at ``at``: the rate, shaped by the day and week when a shape is set."""
+        if self.shape is None:
+            return self.rate
+        return self.rate * self.shape(at) / MEAN_SHAPE
 
     def request(self) -> CompletionRequest:
         """Draw one execution request."""
@@ -225,13 +263,21 @@ class TrafficSimulator:
         self.follow_incidents()
         started = time.monotonic()
         sent = 0
+        expected = 0.0  # executions due since the start, integrated over the shaped rate
+        last_tick = started
         last_refresh = started
         last_second = started
         while not stop.is_set():
-            elapsed = time.monotonic() - started
+            tick = time.monotonic()
+            elapsed = tick - started
             if duration is not None and elapsed >= duration:
                 break
-            due = int(self.rate * elapsed) - sent
+            if self.shape is None:
+                due = int(self.rate * elapsed) - sent
+            else:
+                expected += self.rate_at(datetime.now(UTC)) * (tick - last_tick)
+                due = int(expected) - sent
+            last_tick = tick
             if due > 0:
                 self.write(self.run_batch(due, datetime.now(UTC)))
                 sent += due
@@ -249,6 +295,73 @@ class TrafficSimulator:
         self.publish_breakers()
         if self.refresh_every and self.database_url:
             self.refresh()
+
+    def backfill(self, *, max_gap: timedelta = BACKFILL_MAX_GAP, batch: int = BACKFILL_BATCH) -> BackfillReport:
+        """Write the executions due between the newest one in the database and now, newest first.
+
+        The gap is filled in passes until less than a second is left, since a pass takes time too.
+        Backfilled executions go to the simulated providers directly rather than through the router:
+        the breakers keep live state in Redis, and history must not trip them. Nothing is written
+        when the database holds no execution (it is not seeded).
+        """
+        with self.services.db.read() as conn:
+            newest = conn.execute(text("SELECT max(created_at) FROM prompt_executions")).scalar_one_or_none()
+        if newest is None:
+            return BackfillReport(None, None, 0)
+        start = newest
+        first: datetime | None = None
+        end = start
+        written = 0
+        while True:
+            until = datetime.now(UTC)
+            if until - end < timedelta(seconds=1):
+                break
+            begin = max(end, until - max_gap)
+            first = first or begin
+            written += self._backfill_range(begin, until, batch)
+            end = until
+        self.stats.backfilled += written
+        return BackfillReport(first, end, written) if first is not None else BackfillReport(None, None, 0)
+
+    def _backfill_range(self, begin: datetime, end: datetime, batch: int) -> int:
+        """Write the executions due in [begin, end), a minute at a time from the newest minute back."""
+        written = 0
+        pending: list[ExecutionRecord] = []
+        owed = 0.0
+        step_end = end
+        while step_end > begin:
+            step_start = max(begin, step_end - BACKFILL_STEP)
+            span = (step_end - step_start).total_seconds()
+            owed += self.rate_at(step_start) * span
+            count = int(owed)
+            owed -= count
+            for _ in range(count):
+                created = step_start + timedelta(seconds=self.rng.uniform(0, span))
+                pending.append(self._backfilled(created))
+            if len(pending) >= batch:
+                written += self._write_backfill(pending)
+                pending = []
+            step_end = step_start
+        return written + self._write_backfill(pending)
+
+    def _backfilled(self, created: datetime) -> ExecutionRecord:
+        request = self.request()
+        provider = self.router.providers[request.provider]
+        try:
+            completion = provider.complete(request, request.model)
+        except ProviderError as exc:
+            return record_of(
+                request, RoutedResult(None, exc, (Attempt(request.provider, request.model, exc),)), created
+            )
+        return record_of(
+            request, RoutedResult(completion, None, (Attempt(request.provider, request.model, None),)), created
+        )
+
+    def _write_backfill(self, records: list[ExecutionRecord]) -> int:
+        if not records:
+            return 0
+        with self.services.db.write() as conn:
+            return write_executions(conn, records)
 
     def refresh(self) -> None:
         """Fold the new executions into the rollups."""

@@ -21,13 +21,21 @@ def fresh(make_database: Callable[..., str], dashboard_on: Callable[[str], Servi
 
 
 def test_health_lists_every_dependency_with_a_status(fresh: Services) -> None:
-    at = open_page("health.py", Role.VIEWER)
+    at = open_page("health.py", Role.OPERATOR)
     table = at.dataframe[0].value
     by_component = dict(zip(table["Component"], table["Status"], strict=True))
     assert by_component["PostgreSQL"] in {"pass", "warn"}
-    assert set(by_component) == {"PostgreSQL", "PostgreSQL replica", "Redis", "Unleash", "Prometheus"}
+    assert set(by_component) == {"PostgreSQL", "PostgreSQL replica", "Redis", "Unleash", "Prometheus", "Audit log"}
+    assert by_component["Audit log"] == "pass"
     assert "not configured" in table.loc[table["Component"] == "PostgreSQL replica", "Detail"].item()
     assert at.metric[0].label == "Overall"
+
+
+def test_a_viewer_sees_every_status_but_no_detail(fresh: Services) -> None:
+    at = open_page("health.py", Role.VIEWER)
+    table = at.dataframe[0].value
+    assert set(table["Status"]) <= {"pass", "warn", "fail"} and len(table) == 6
+    assert set(table["Detail"]) == {"details are shown to operators and admins"}
 
 
 def test_health_says_fail_when_redis_is_down_and_the_page_still_answers(

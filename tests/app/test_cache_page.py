@@ -13,11 +13,8 @@ from core.cache.keys import Namespace
 from core.config import Settings, get_settings
 from core.domain.models import AuditOutcome, Role
 from dashboard.cache import REDIS_DOWN
-from tests.support.apptest import metrics, open_page, run
-
-
-def texts(elements: object) -> list[str]:
-    return [element.value for element in elements]  # type: ignore[attr-defined]
+from tests.support.apptest import metrics, open_page, run, texts
+from tests.support.settings import AUDITOR
 
 
 @pytest.fixture()
@@ -62,7 +59,7 @@ def test_an_operator_invalidates_a_namespace_with_a_reason(operator_page: AppTes
 
     assert any("Invalidated leaderboard" in s for s in texts(at.success))
     assert seeded_services.cache.current_versions()[Namespace.LEADERBOARD] == before + 1
-    [record] = seeded_services.audit.search(action="cache.invalidate_namespace", actor="dev:operator", limit=1)
+    [record] = seeded_services.audit.search(AUDITOR, action="cache.invalidate_namespace", actor="dev:operator", limit=1)
     assert (record.outcome, record.reason, record.target_id) == (
         AuditOutcome.SUCCESS,
         "recomputed the boards",
@@ -119,3 +116,20 @@ def test_with_redis_down_the_page_says_so_and_the_overview_still_works(redis_dow
     run(at)
     assert at.title[0].value == "Overview"
     assert "Executions" in metrics(at)
+
+
+def test_a_viewer_gets_no_key_lookup_and_a_session_key_is_refused(
+    app_env: Settings, seeded_services: Services, redis_prefix: str
+) -> None:
+    viewer = open_page("cache.py", Role.VIEWER)
+    assert not [t for t in viewer.text_input if t.key == "cache.lookup.key"]
+    assert any("Operators and admins look cache keys up" in c.value for c in viewer.caption)
+
+    session_key = f"{redis_prefix}session:sid-9"
+    seeded_services.redis.set(session_key, '{"ip": "10.1.2.3", "csrf": "c5rf"}', ex=60)
+    at = open_page("cache.py", Role.OPERATOR)
+    at.text_input(key="cache.lookup.key").input(session_key)
+    next(b for b in at.button if b.label == "Look up").click()
+    run(at)
+    assert not at.json
+    assert any("cache, statistics and rate-limit keys" in e for e in texts(at.error))

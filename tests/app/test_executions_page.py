@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,8 +16,10 @@ from sqlalchemy import text
 from core.bootstrap import Services
 from core.config import Settings
 from core.domain.models import Role
+from dashboard import executions
 from tests.support.apptest import button, errors, open_page, run
 from tests.support.databases import SeedPlan
+from tests.support.settings import AUDITOR
 
 
 @pytest.fixture()
@@ -168,7 +171,7 @@ def test_support_reveals_a_payload_with_a_reason(fresh: Services) -> None:
     run(at)
 
     assert at.code and at.code[0].value.startswith("Please ")
-    outcomes = [(r.action, r.outcome, r.reason) for r in fresh.audit.latest(limit=2)]
+    outcomes = [(r.action, r.outcome, r.reason) for r in fresh.audit.latest(AUDITOR, limit=2)]
     assert outcomes == [
         ("execution.reveal_payload", "success", "ticket 4711"),
         ("execution.reveal_payload", "invalid", None),
@@ -185,7 +188,7 @@ def test_a_viewer_cannot_reveal_a_payload(fresh: Services) -> None:
 
     assert any("may not reveal payload" in e for e in errors(at))
     assert not at.code
-    assert fresh.audit.latest()[0].outcome == "denied"
+    assert fresh.audit.latest(AUDITOR)[0].outcome == "denied"
 
 
 def test_the_export_writes_every_matching_execution(fresh: Services) -> None:
@@ -197,7 +200,33 @@ def test_the_export_writes_every_matching_execution(fresh: Services) -> None:
     path = Path(at.session_state["executions.export_path"])
     with fresh.db.read() as conn:
         expected = conn.execute(text("SELECT count(*) FROM prompt_executions WHERE status = 'succeeded'")).scalar_one()
-    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    written = path.read_text()
+    rows = list(csv.DictReader(io.StringIO(written)))
     assert len(rows) == expected > 0 and {r["status"] for r in rows} == {"succeeded"}
     assert any(b.label == "Download CSV" for b in at.get("download_button"))
-    path.unlink()
+    [row] = [r for r in fresh.audit.latest(AUDITOR, limit=2) if r.outcome == "success"]
+    assert row.action == "executions.export" and row.after and row.after["rows"] == expected
+    # The download reads the file once and leaves nothing on the server.
+    with executions.export_reader(path)() as handle:
+        assert not path.exists()
+        assert handle.read().decode() == written
+
+
+def test_only_support_and_admins_can_export(fresh: Services) -> None:
+    for role in (Role.VIEWER, Role.OPERATOR, Role.PRODUCT):
+        at = open_page("executions.py", role, {"range": "7d"})
+        assert not [b for b in at.button if b.label == "Prepare CSV"]
+        assert any("Support and admins export executions" in c.value for c in at.caption)
+
+
+def test_the_sweep_deletes_exports_of_ended_sessions_and_old_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executions, "EXPORT_DIR", tmp_path)
+    fresh_file = tmp_path / "executions-live--a.csv"
+    old_file = tmp_path / "executions-live--b.csv"
+    fresh_file.write_text("id\n")
+    old_file.write_text("id\n")
+    os.utime(old_file, (0, 0))
+    assert executions.sweep_exports() == 1
+    assert fresh_file.exists() and not old_file.exists()

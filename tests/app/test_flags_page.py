@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import Settings, get_settings
 from core.domain.models import AuditOutcome, Role
 from core.flags.unleash_admin import UnleashAdmin
-from tests.support.apptest import open_page, run
+from tests.support.apptest import open_page, run, texts
 from tests.support.unleash import RunningUnleash
 
 # With the other tests of the run's Unleash in one worker, so the run starts one unleash-server.
@@ -71,10 +71,6 @@ def table(at: AppTest, which: str = "flags") -> pd.DataFrame:
     frames = [element.value for element in at.dataframe]
     [found] = [frame for frame in frames if isinstance(frame, pd.DataFrame) and TABLES[which] in frame.columns]
     return found
-
-
-def texts(elements: Any) -> list[str]:
-    return [element.value for element in elements]
 
 
 def row(frame: pd.DataFrame, name: str) -> dict[str, Any]:
@@ -236,5 +232,5 @@ def test_without_any_unleash_the_page_says_how_to_get_one(
     at = open_page("flags.py", Role.PRODUCT)
 
     [message] = texts(at.error)
-    assert "Unleash is not configured" in message and "npm install -g unleash-server@6" in message
+    assert "Unleash is not configured" in message and "krowoc-admin stack up" in message
     assert not at.dataframe

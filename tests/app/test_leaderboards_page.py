@@ -11,6 +11,7 @@ from core.domain.models import Role
 from core.leaderboards import MIN_EXECUTIONS, LeaderboardRecompute, Subject, Window
 from tests.support.apptest import button, errors, open_page, run, successes
 from tests.support.databases import SeedPlan
+from tests.support.settings import AUDITOR
 
 
 @pytest.fixture()
@@ -34,7 +35,7 @@ def test_an_operator_recomputes_and_sees_the_top_users_with_the_rule(fresh: Serv
     assert list(table.value["id"]) == [r.subject_id for r in board.rows]
     assert list(table.value["rank"]) == list(range(1, len(board.rows) + 1))
     assert any(f"at least {MIN_EXECUTIONS[Window.WEEK]} scored executions" in c.value for c in at.caption)
-    [record] = fresh.audit.search(action="leaderboards.recompute")
+    [record] = fresh.audit.search(AUDITOR, action="leaderboards.recompute")
     assert record.reason == "first run" and record.actor == "dev:operator"
 
 

@@ -20,6 +20,7 @@ from dashboard import formats
 from dashboard.auth import DEV_BANNER, NO_LOGIN_MESSAGE
 from queries import overview
 from queries.grain import grain_for, whole_buckets
+from tests.support.apptest import texts
 from tests.support.settings import PROJECT_ROOT
 
 APP = PROJECT_ROOT / "dashboard" / "app.py"
@@ -93,10 +94,6 @@ def values(encoded: Any) -> list[Any]:
 def button(elements: Any, label: str) -> Any:
     [found] = [element for element in elements if element.label == label]
     return found
-
-
-def texts(elements: Any) -> list[str]:
-    return [element.value for element in elements]
 
 
 # -- login ---------------------------------------------------------------------------------------
@@ -371,7 +368,7 @@ def test_picking_an_end_before_the_start_is_refused_and_nothing_is_queried(signe
     signed_in.datetime_input(key="time_window.to").set_value(before_start.replace(tzinfo=None))
     run(signed_in)
 
-    assert [error.value for error in signed_in.error] == [
+    assert texts(signed_in.error) == [
         f"The end of the time range ({before_start:%Y-%m-%d %H:%M} UTC) must be after its start "
         f"({start:%Y-%m-%d %H:%M} UTC): change From or To."
     ]

@@ -11,8 +11,9 @@ from core.bootstrap import Services
 from core.config import Settings, get_settings
 from core.domain.models import Role
 from core.ratelimit import RateLimiter
-from tests.support.apptest import button, errors, open_page, run, successes
+from tests.support.apptest import button, errors, open_page, run, successes, texts
 from tests.support.databases import SeedPlan
+from tests.support.settings import AUDITOR
 
 
 @pytest.fixture()
@@ -51,7 +52,7 @@ def test_an_email_opens_the_users_profile_usage_and_bucket(app_env: Settings, se
     shown = metrics(at)
     assert shown["Tier"] == "free" and shown["Status"] == "active"
     assert shown["Executions"] == f"{executions:,}"
-    assert any(email in h.value for h in at.subheader)
+    assert any(email in h for h in texts(at.subheader))
     assert any("refills 1/s on the free tier" in t.value for t in at.text)
     assert at.dataframe  # recent executions
 
@@ -102,7 +103,11 @@ def test_support_moves_a_user_to_pro_and_suspends_and_restores_them(fresh: Servi
     run(at)
     assert metrics(at)["Status"] == "active"
 
-    records = fresh.audit.search(target_type="user", target_id=str(user_id))
+    records = fresh.audit.search(AUDITOR, target_type="user", target_id=str(user_id))
+    # The suspension drops sessions in Redis: its intent came first, and its outcome names it.
+    [intent] = [r for r in records if r.outcome == "pending"]
+    assert intent.action == "user.suspend" and any(r.intent_id == intent.id for r in records)
+    records = [r for r in records if r.outcome != "pending"]
     assert [(r.action, r.before, r.after) for r in records] == [
         ("user.restore", {"tier": "pro", "status": "suspended"}, {"tier": "pro", "status": "active"}),
         (
@@ -128,8 +133,8 @@ def test_support_resets_a_users_rate_limit(fresh: Services) -> None:
 
     assert any("full again" in s for s in successes(at))
     assert any("never used or expired: full" in t.value for t in at.text)
-    [record] = fresh.audit.search(action="user.reset_rate_limit")
-    assert record.outcome == "success" and record.before is not None and record.before["tokens"] < 10
+    [record] = fresh.audit.search(AUDITOR, action="user.reset_rate_limit", outcome="success")
+    assert record.before is not None and record.before["tokens"] < 10 and record.intent_id is not None
 
 
 def test_an_action_without_a_reason_changes_nothing(fresh: Services) -> None:
@@ -174,8 +179,8 @@ def test_with_redis_down_a_suspension_says_so_beside_its_form_and_changes_nothin
     assert metrics(at)["Status"] == "active"
     # Shown beside its form: the forms after it are still drawn.
     assert button(at, "Reset rate limit") and button(at, "Cancel execution")
-    [record] = fresh.audit.search(action="user.suspend", target_id=str(user_id))
-    assert record.outcome == "failed"
+    failed, intent = fresh.audit.search(AUDITOR, action="user.suspend", target_id=str(user_id))
+    assert (failed.outcome, intent.outcome, failed.intent_id) == ("failed", "pending", intent.id)
 
 
 def test_a_stuck_execution_is_cancelled_from_the_users_page(fresh: Services) -> None:

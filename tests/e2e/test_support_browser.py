@@ -113,10 +113,12 @@ def test_support_finds_a_failed_execution_reveals_it_and_fixes_the_account(
     actions = [(r[0], r[1], r[2], r[3], r[7]) for r in rows]
     assert actions == [
         ("execution.reveal_payload", "dev:grace", "support", str(execution_id), "success"),
+        # The bucket lives in Redis: the intent is recorded before the reset, then its outcome.
+        ("user.reset_rate_limit", "dev:grace", "support", str(user_id), "pending"),
         ("user.reset_rate_limit", "dev:grace", "support", str(user_id), "success"),
         ("user.change_tier", "dev:grace", "support", str(user_id), "success"),
     ]
-    reveal, reset, tier = rows
+    reveal, _intent, reset, tier = rows
     assert reveal[5] == {"masked": True} and reveal[6]["masked"] is False
     # The bucket refills at 1 token/s on the free tier, so "before" depends on how long the steps took.
     assert reset[5]["burst"] == reset[6]["burst"] == 10 and reset[6]["tokens"] == 10

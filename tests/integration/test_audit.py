@@ -21,7 +21,7 @@ from core.bootstrap import Services
 from core.domain.exceptions import InvalidInput
 from core.domain.models import Actor, AuditOutcome, AuditSource, Role
 from core.domain.rbac import Permission, PermissionDenied
-from tests.support.settings import actor
+from tests.support.settings import AUDITOR, actor
 
 
 def _add_user(
@@ -61,7 +61,7 @@ def test_success_writes_one_row_with_the_change(services: Services, support_acto
         user_xmin = conn.execute(text("SELECT xmin::text FROM users WHERE id = 1")).scalar_one()
         audit_xmin = conn.execute(text("SELECT xmin::text FROM audit_log")).scalar_one()
     assert user_xmin == audit_xmin
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert record.outcome is AuditOutcome.SUCCESS
     assert (record.actor, record.actor_role, record.source) == (
         "support@krowoc.test",
@@ -83,7 +83,7 @@ def test_a_failing_body_leaves_no_change_and_a_failed_row(services: Services, su
     assert _user_count(services, "bob@example.com") == 0
     outcomes = [r.outcome for r in _audit_rows(services)]
     assert outcomes == ["failed"]
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert record.detail == "RuntimeError: provider exploded"
     assert record.before == {"tier": "free"}
     assert record.reason == "new account"
@@ -104,7 +104,7 @@ def test_denied_actor_changes_nothing_and_is_recorded(services: Services) -> Non
         with _add_user(services, user_id=4, who=viewer):
             ran = True
     assert not ran
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert record.outcome is AuditOutcome.DENIED
     assert record.actor == "viewer@krowoc.test"
     assert record.actor_role is Role.VIEWER
@@ -119,20 +119,24 @@ def test_missing_reason_is_invalid_and_recorded(services: Services, support_acto
         with _add_user(services, user_id=5, who=support_actor, reason=reason):
             ran = True
     assert not ran
-    (record,) = services.audit.latest()
-    assert (record.outcome, record.detail, record.reason) == (AuditOutcome.INVALID, "no reason given", None)
+    (record,) = services.audit.latest(AUDITOR)
+    assert (record.outcome, record.detail, record.reason) == (
+        AuditOutcome.INVALID,
+        "Give a reason for this change; it goes into the audit log.",
+        None,
+    )
 
 
 def test_too_long_reason_is_invalid_and_recorded(services: Services, support_actor: Actor) -> None:
     with pytest.raises(InvalidInput, match="at most 1,000 characters"):  # noqa: SIM117
         with _add_user(services, user_id=6, who=support_actor, reason="x" * 1001):
             pass
-    (record,) = services.audit.latest()
-    assert (record.outcome, record.detail) == (AuditOutcome.INVALID, "reason too long")
+    (record,) = services.audit.latest(AUDITOR)
+    assert (record.outcome, record.detail) == (AuditOutcome.INVALID, "The reason may be at most 1,000 characters.")
     # Exactly 1,000 characters is fine.
     with _add_user(services, user_id=6, who=support_actor, reason="y" * 1000):
         pass
-    assert services.audit.latest()[0].outcome is AuditOutcome.SUCCESS
+    assert services.audit.latest(AUDITOR)[0].outcome is AuditOutcome.SUCCESS
 
 
 def test_invalid_input_raised_by_the_body_is_recorded_as_invalid(services: Services, support_actor: Actor) -> None:
@@ -141,7 +145,7 @@ def test_invalid_input_raised_by_the_body_is_recorded_as_invalid(services: Servi
             action.conn.execute(insert(UserRow).values(id=7, email="hal@example.com", display_name="Hal", tier="free"))
             raise InvalidInput("no such tier: platinum")
     assert _user_count(services, "hal@example.com") == 0
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert (record.outcome, record.detail) == (AuditOutcome.INVALID, "no such tier: platinum")
 
 
@@ -155,7 +159,7 @@ def test_optional_reason(services: Services, operator_actor: Actor) -> None:
         reason_required=False,
     ):
         pass
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert (record.outcome, record.reason) == (AuditOutcome.SUCCESS, None)
 
 
@@ -165,7 +169,7 @@ def test_the_body_can_name_the_target(services: Services, support_actor: Actor) 
             insert(UserRow).values(id=8, email="ivy@example.com", display_name="Ivy", tier="team").returning(UserRow.id)
         ).scalar_one()
         action.target_id = str(new_id)
-    assert services.audit.latest()[0].target_id == "8"
+    assert services.audit.latest(AUDITOR)[0].target_id == "8"
 
 
 def test_before_and_after_round_trip_as_json(services: Services, admin_actor: Actor) -> None:
@@ -179,7 +183,7 @@ def test_before_and_after_round_trip_as_json(services: Services, admin_actor: Ac
     with _add_user(services, user_id=9, who=admin_actor) as action:
         action.before = before
         action.after = after
-    (record,) = services.audit.latest()
+    (record,) = services.audit.latest(AUDITOR)
     assert record.before == before
     assert record.after == {
         "tier": "enterprise",
@@ -196,7 +200,7 @@ def test_request_id_comes_from_the_context_or_is_fresh(services: Services, admin
     for _ in range(2):
         with _add_user(services, user_id=10, who=admin_actor):
             pass
-    first, second = (r.request_id for r in services.audit.latest(limit=2))
+    first, second = (r.request_id for r in services.audit.latest(AUDITOR, limit=2))
     assert first != second  # two actions, two requests
     token = request_id_var.set("req-from-the-page")
     try:
@@ -204,7 +208,7 @@ def test_request_id_comes_from_the_context_or_is_fresh(services: Services, admin
             pass
     finally:
         request_id_var.reset(token)
-    assert services.audit.latest()[0].request_id == "req-from-the-page"
+    assert services.audit.latest(AUDITOR)[0].request_id == "req-from-the-page"
 
 
 def test_audit_rows_cannot_be_updated_or_deleted(services: Services, support_actor: Actor) -> None:
@@ -241,7 +245,7 @@ def test_search_filters(services: Services) -> None:
             pass
 
     def ids(**filters: object) -> list[tuple[str, str, str]]:
-        return [(r.actor, r.action, r.target_id) for r in services.audit.search(**filters)]  # type: ignore[arg-type]
+        return [(r.actor, r.action, r.target_id) for r in services.audit.search(AUDITOR, **filters)]  # type: ignore[arg-type]
 
     assert ids(actor="alice@krowoc.test") == [
         ("alice@krowoc.test", "user.change_tier", "2"),
@@ -255,13 +259,13 @@ def test_search_filters(services: Services) -> None:
     assert ids(target_type="user", target_id="2") == [("alice@krowoc.test", "user.change_tier", "2")]
     assert ids(actor="alice@krowoc.test", action="user.suspend") == [("alice@krowoc.test", "user.suspend", "1")]
     assert len(ids()) == 4
-    assert len(services.audit.search(limit=2)) == 2
+    assert len(services.audit.search(AUDITOR, limit=2)) == 2
     assert ids(actor="nobody@krowoc.test") == []
     now = datetime.now(UTC)
     assert len(ids(since=now - timedelta(minutes=5))) == 4
     assert ids(since=now + timedelta(minutes=5)) == []
     assert ids(until=now - timedelta(minutes=5)) == []
-    assert [r.outcome for r in services.audit.search(actor="val@krowoc.test")] == [AuditOutcome.DENIED]
+    assert [r.outcome for r in services.audit.search(AUDITOR, actor="val@krowoc.test")] == [AuditOutcome.DENIED]
 
 
 def _events(services: Services) -> list[dict[str, object]]:
@@ -285,7 +289,7 @@ def test_success_publishes_an_event_on_the_admin_stream(services: Services, supp
         reason="abuse",
     ):
         pass
-    mine = [e for e in _events(services) if e["target_id"] == target]
+    mine = [e for e in _events(services) if e.get("target_id") == target]
     assert mine == [
         {"kind": "user.suspend", "actor": "support@krowoc.test", "target_type": "user", "target_id": target}
     ]
@@ -310,8 +314,8 @@ def test_denied_invalid_and_failed_actions_publish_nothing(services: Services, s
             ):
                 if fail_in_body:
                     raise RuntimeError("boom")
-    assert [e for e in _events(services) if e["target_id"] == target] == []
-    assert [r.outcome for r in services.audit.search(target_id=target)] == [
+    assert [e for e in _events(services) if e.get("target_id") == target] == []
+    assert [r.outcome for r in services.audit.search(AUDITOR, target_id=target)] == [
         AuditOutcome.FAILED,
         AuditOutcome.INVALID,
         AuditOutcome.DENIED,
@@ -325,5 +329,10 @@ def test_reading_the_audit_log_needs_the_permission_in_core(services: Services) 
         actor=support, action="user.reset_rate_limit", target_type="user", target_id="5", outcome=AuditOutcome.SUCCESS
     )
     with pytest.raises(PermissionDenied):
-        services.audit.browse(viewer, target_id="5")
-    assert [r.action for r in services.audit.browse(support, target_id="5")] == ["user.reset_rate_limit"]
+        services.audit.search(viewer, target_id="5")
+    with pytest.raises(PermissionDenied):
+        services.audit.latest(viewer)
+    assert [r.action for r in services.audit.search(support, target_id="5")] == ["user.reset_rate_limit"]
+    # Each refused read left its own row.
+    denied = services.audit.search(AUDITOR, action="audit.read", outcome=AuditOutcome.DENIED)
+    assert [(r.actor, r.target_type) for r in denied] == [("viewer@krowoc.test", "audit_log")] * 2

@@ -19,7 +19,7 @@ from queries import executions as q
 from queries import users as user_queries
 from queries.executions import ExecutionFilters
 from tests.support.databases import SeedPlan
-from tests.support.settings import settings_for
+from tests.support.settings import AUDITOR, settings_for
 
 SQL_METACHARACTERS = [
     "'; DROP TABLE users; --",
@@ -225,14 +225,14 @@ def test_a_missing_or_overlong_reason_changes_nothing(svc: Services, support_act
             action()
 
     assert fingerprint(svc) == before
-    assert [r.outcome for r in svc.audit.latest(limit=4)] == ["invalid"] * 4
+    assert [r.outcome for r in svc.audit.latest(AUDITOR, limit=4)] == ["invalid"] * 4
 
 
 @pytest.mark.parametrize("reason", SQL_METACHARACTERS)
 def test_a_reason_with_sql_metacharacters_is_stored_verbatim(svc: Services, support_actor: Actor, reason: str) -> None:
     svc.users.change_tier(support_actor, TierChange(user_id=1, tier="team", reason=reason))
 
-    [row] = svc.audit.latest()
+    [row] = svc.audit.latest(AUDITOR)
     assert row.reason == reason.strip() and row.outcome == "success"
     with svc.db.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() > 0

@@ -6,6 +6,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, insert, select
 
+from cli.environment import os_user
 from cli.main import main
 from core.adapters.db import normalize_url
 from core.adapters.tables import AuditLogRow, UserRow
@@ -40,7 +41,11 @@ def test_invalidating_a_tier_from_the_shell_is_audited(
         assert client.get(version_key(prefix, Namespace.LEADERBOARD)) == b"1"
     finally:
         client.close()
-    assert _audit(url) == [("cache.invalidate_tier", "cli:ops", "success", "nightly recompute")]
+    # Redis is outside the transaction: the intent is recorded before the invalidation, then its outcome.
+    assert _audit(url) == [
+        ("cache.invalidate_tier", f"system:{os_user()}:ops", "pending", "nightly recompute"),
+        ("cache.invalidate_tier", f"system:{os_user()}:ops", "success", "nightly recompute"),
+    ]
 
 
 def test_a_bad_namespace_or_both_targets_are_refused(
@@ -64,7 +69,7 @@ def test_with_redis_down_an_invalidation_fails_in_one_line_and_is_audited(
         main(["cache", "invalidate", "--tier", "user", "--reason", "flush"])
     assert exited.value.code == 1
     assert capsys.readouterr().err.startswith("error: Redis is down: nothing was invalidated")
-    assert [row[2] for row in _audit(url)] == ["failed"]
+    assert [row[2] for row in _audit(url)] == ["pending", "failed"]
 
 
 def test_status_and_a_rate_limit_reset(cli_env: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,4 +82,5 @@ def test_status_and_a_rate_limit_reset(cli_env: tuple[str, str], capsys: pytest.
     assert "keys" in capsys.readouterr().out
     assert main(["cache", "reset-rate-limit", "5", "--reason", "stuck client"]) == 0
     assert "200 of 200 tokens (team)" in capsys.readouterr().out
-    assert _audit(url)[-1] == ("user.reset_rate_limit", "cli:support", "success", "stuck client")
+    # Audited as the machine account that ran the command.
+    assert _audit(url)[-1] == ("user.reset_rate_limit", f"system:{os_user()}", "success", "stuck client")

@@ -22,7 +22,7 @@ from core.cache.store import Cache
 from core.domain.exceptions import InvalidInput, RedisUnavailable
 from core.domain.models import Actor, AuditOutcome, Role, Tier, User
 from core.domain.rbac import PermissionDenied
-from tests.support.settings import actor, settings_for
+from tests.support.settings import AUDITOR, actor, settings_for
 
 DOWN_URL = "redis://127.0.0.1:1/0"
 
@@ -86,7 +86,7 @@ def test_an_operator_invalidates_a_namespace_with_a_reason_and_it_is_audited(iso
 
     assert result.versions == {"user-profile": 1}
     assert isolated.cache.current_versions()[Namespace.USER_PROFILE] == 1
-    [record] = isolated.audit.latest()
+    [record] = isolated.audit.latest(AUDITOR)
     assert (record.action, record.outcome, record.reason) == (
         "cache.invalidate_namespace",
         AuditOutcome.SUCCESS,
@@ -107,7 +107,7 @@ def test_a_tier_invalidation_is_audited_too(isolated: Services) -> None:
         actor(Role.ADMIN), TierInvalidation(tier="leaderboard", reason="recomputed")
     )
     assert result.versions == {"leaderboard": 1}
-    [record] = isolated.audit.latest()
+    [record] = isolated.audit.latest(AUDITOR)
     assert (record.action, record.target_id, record.after) == (
         "cache.invalidate_tier",
         "leaderboard",
@@ -130,7 +130,7 @@ def test_refused_invalidations_change_nothing_and_are_audited(
     with pytest.raises(error):
         isolated.cache_admin.invalidate_namespace(actor(who), NamespaceInvalidation(namespace=namespace, reason=reason))
     assert set(isolated.cache.current_versions().values()) == {0}
-    assert isolated.audit.latest()[0].outcome == outcome
+    assert isolated.audit.latest(AUDITOR)[0].outcome == outcome
 
 
 def test_an_invalidation_with_redis_down_fails_clearly_and_is_audited(isolated: Services) -> None:
@@ -139,7 +139,7 @@ def test_an_invalidation_with_redis_down_fails_clearly_and_is_audited(isolated: 
         service = CacheService(Cache(dead, isolated.cache.prefix), isolated.audit)
         with pytest.raises(RedisUnavailable, match="Redis is down: nothing was invalidated"):
             service.invalidate_tier(actor(Role.OPERATOR), TierInvalidation(tier="user", reason="flush"))
-        assert isolated.audit.latest()[0].outcome == AuditOutcome.FAILED
+        assert isolated.audit.latest(AUDITOR)[0].outcome == AuditOutcome.FAILED
         assert not service.is_up()
         with pytest.raises(RedisUnavailable):
             service.redis_figures()
@@ -228,21 +228,54 @@ def test_a_bounded_sample_counts_namespaces_and_ttls(isolated: Services) -> None
 
 def test_key_lookup_masks_secrets_and_refuses_foreign_keys(isolated: Services) -> None:
     prefix = isolated.cache.prefix
+    operator = actor(Role.OPERATOR)
     key = f"{prefix}cache:{{user-profile}}:v0:user:77"
     isolated.redis.set(
         key, json.dumps({"id": 77, "api_key": "sk-live-abcdefghijkl", "note": "Bearer abcdefghijklmnop"}), ex=100
     )
 
-    found = isolated.cache_admin.lookup_key(key)
+    found = isolated.cache_admin.lookup_key(operator, key)
     assert found.exists and found.type == "string" and 0 < found.ttl_seconds <= 100  # type: ignore[operator]
     assert found.size_bytes and found.size_bytes > 0
     assert "sk-live" not in found.preview and "abcdefghijklmnop" not in found.preview  # type: ignore[operator]
     assert '"id": 77' in found.preview  # type: ignore[operator]
-    assert not isolated.cache_admin.lookup_key(f"{prefix}nothing-here").exists
+    assert not isolated.cache_admin.lookup_key(operator, f"{prefix}cache:nothing-here").exists
     with pytest.raises(InvalidInput, match="Only this dashboard's keys"):
-        isolated.cache_admin.lookup_key("someone-else:session:1")
+        isolated.cache_admin.lookup_key(operator, "someone-else:session:1")
     with pytest.raises(InvalidInput):
-        isolated.cache_admin.lookup_key("  ")
+        isolated.cache_admin.lookup_key(operator, "  ")
+
+
+def test_key_lookup_is_for_operators_audited_and_never_shows_a_session(isolated: Services) -> None:
+    prefix = isolated.cache.prefix
+    isolated.users.sessions.open(5, "sid-1", json.dumps({"ip": "10.0.0.9", "csrf": "t0ken", "email": "a@b.c"}))
+    session_key = isolated.users.sessions.session_key("sid-1")
+    cache_key = keys.user_profile(5).redis_key(prefix, 0)
+    isolated.redis.set(cache_key, '{"id": 5}', ex=100)
+
+    for role in (Role.VIEWER, Role.SUPPORT):
+        with pytest.raises(PermissionDenied):
+            isolated.cache_admin.lookup_key(actor(role), cache_key)
+    for key in (session_key, isolated.users.sessions.index_key(5), f"{prefix}admin-events"):
+        with pytest.raises(InvalidInput, match="cache, statistics and rate-limit keys"):
+            isolated.cache_admin.lookup_key(actor(Role.ADMIN), key)
+    assert isolated.cache_admin.lookup_key(actor(Role.OPERATOR), cache_key).exists
+
+    rows = isolated.audit.search(AUDITOR, action="cache.lookup_key", limit=10)
+    outcomes = sorted(row.outcome.value for row in rows)
+    assert outcomes == ["denied", "denied", "invalid", "invalid", "invalid", "success"]
+    success = next(row for row in rows if row.outcome is AuditOutcome.SUCCESS)
+    assert success.target_id == cache_key and success.after == {"exists": True, "type": "string", "length": 9}
+    assert all("t0ken" not in json.dumps(row.model_dump(mode="json")) for row in rows)
+
+
+def test_a_hash_lookup_reads_one_page_of_fields(isolated: Services) -> None:
+    key = f"{isolated.cache.prefix}cache-stats:{{stats}}:big"
+    isolated.redis.hset(key, mapping={f"field-{n}": n for n in range(5_000)})
+    found = isolated.cache_admin.lookup_key(actor(Role.OPERATOR), key)
+    assert found.type == "hash" and found.length == 5_000
+    shown = found.preview or ""
+    assert 0 < shown.count("field-") <= 60
 
 
 def test_mask_secrets_walks_nested_values() -> None:

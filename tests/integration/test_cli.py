@@ -110,3 +110,67 @@ def test_a_command_that_exits_with_a_code_returns_that_code(
     assert main(["flags", "seed"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def _execute(url: str, *statements: str) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_verify_passes_on_sound_data_and_names_each_kind_of_damage(
+    cli_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["seed", "--executions", "3000", "--days", "2", "--seed", "9", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--seed", "1"]) == 0, capsys.readouterr().err
+    assert "check out" in capsys.readouterr().out
+
+    # The newest folded hour is always in the sample: make its rollup disagree with the raw rows.
+    _execute(
+        cli_database,
+        """
+        UPDATE execution_rollup_hour SET executions = executions + 1
+        WHERE (bucket_start, provider, model, status, error_category) = (
+            SELECT bucket_start, provider, model, status, error_category FROM execution_rollup_hour
+            WHERE bucket_start < date_trunc('hour', least(
+                (SELECT watermark FROM rollup_watermarks WHERE name = 'executions'), now()))
+            ORDER BY bucket_start DESC LIMIT 1)
+        """,
+    )
+    assert main(["verify", "--seed", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "rollups: the hour rollup of" in err and "krowoc-admin rollups rebuild" in err
+    assert main(["rollups", "rebuild"]) == 0
+    assert main(["verify", "--seed", "1"]) == 0
+
+    # A month ahead without its partition would refuse the first execution of that month.
+    _execute(
+        cli_database,
+        """
+        DO $$ DECLARE last text; BEGIN
+            SELECT c.relname INTO last FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'prompt_executions'::regclass ORDER BY c.relname DESC LIMIT 1;
+            EXECUTE format('DROP TABLE %I', last);
+        END $$
+        """,
+    )
+    capsys.readouterr()
+    assert main(["verify", "--months-ahead", "12"]) == 1
+    err = capsys.readouterr().err
+    assert "partitions: no partition for" in err and "krowoc-admin partitions ensure --since" in err
+    assert "rollups" not in err and "audit" not in err
+
+
+def test_verify_names_the_audit_row_that_was_rewritten(cli_database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seed", "--executions", "500", "--days", "1", "--no-progress"]) == 0
+    assert main(["rollups", "rebuild"]) == 0  # both audited: the chain has rows
+    _execute(
+        cli_database,
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",  # what only the owner can do
+        "UPDATE audit_log SET actor = 'someone-else' WHERE id = (SELECT min(id) FROM audit_log)",
+    )
+    capsys.readouterr()
+    assert main(["verify"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("audit: the audit log was changed at row ") and "\n" not in err

@@ -22,7 +22,7 @@ from core.flags.models import ChangeRefused, FlagToggle, RolloutChange, UnknownE
 from core.flags.registry import REGISTRY
 from core.flags.unleash_admin import UnleashAdmin
 from tests.support.polling import eventually
-from tests.support.settings import actor, settings_for
+from tests.support.settings import AUDITOR, actor, settings_for
 from tests.support.unleash import RunningUnleash
 
 # Every test of the run's Unleash runs in one worker, so the run starts one unleash-server.
@@ -145,7 +145,9 @@ def test_a_toggle_is_seen_by_a_separate_unleash_client_within_its_refresh_interv
         assert eventually(lambda: client.is_enabled(name, {"userId": "42"}), timeout=10 * REFRESH_SECONDS)
     finally:
         client.destroy()
-    [record] = flag_services.audit.search(target_id=name)
+    # Unleash is outside the transaction: the intent was recorded first, and the outcome names it.
+    record, intent = flag_services.audit.search(AUDITOR, target_id=name)
+    assert (intent.outcome, record.intent_id) == (AuditOutcome.PENDING, intent.id)
     assert (record.actor, record.action, record.outcome) == (PRODUCT.id, AdminAction.FLAG_TOGGLE, AuditOutcome.SUCCESS)
     assert record.reason == "launch to everyone"
     assert record.after == {"environment": "production", "enabled": True, "rollout": 100, "changed": True}
@@ -161,10 +163,15 @@ def test_the_change_shows_in_the_listing_unleash_s_event_log_and_the_admin_event
     flag = next(f for f in flag_services.flags.list_flags().catalog.flags if f.name == name)
     assert flag.environments["production"].enabled
     assert flag.last_changed_by == f"{PRODUCT.id} (Krowoc Admin)"
-    history = flag_services.flags.history(name)
+    history = flag_services.flags.history(PRODUCT, name)
     assert history.events[0].type == "feature-environment-enabled"
     assert history.events[0].environment == "production"
-    assert [(r.actor, r.outcome) for r in history.audit] == [(PRODUCT.id, AuditOutcome.SUCCESS)]
+    assert [(r.actor, r.outcome) for r in history.audit] == [
+        (PRODUCT.id, AuditOutcome.SUCCESS),
+        (PRODUCT.id, AuditOutcome.PENDING),
+    ]
+    # Who may not read the audit log sees Unleash's events without our rows.
+    assert flag_services.flags.history(actor(Role.VIEWER), name).audit == []
     entries = flag_services.redis.xrevrange(f"{redis_prefix}{ADMIN_EVENTS_STREAM}", count=50)
     published = [
         json.loads(fields[b"payload"])
@@ -186,8 +193,8 @@ def test_a_toggle_already_in_that_state_succeeds_without_a_second_change(
     assert not result.changed
     events = [e.type for e in admin.events(name)]
     assert events.count("feature-environment-enabled") == 1
-    [record] = flag_services.audit.search(target_id=name)
-    assert record.outcome == AuditOutcome.SUCCESS and record.after is not None and record.after["changed"] is False
+    [record] = flag_services.audit.search(AUDITOR, target_id=name, outcome=AuditOutcome.SUCCESS)
+    assert record.after is not None and record.after["changed"] is False
 
 
 def test_a_support_actor_is_refused_and_the_refusal_is_audited(flag_services: Services, admin: UnleashAdmin) -> None:
@@ -203,7 +210,7 @@ def test_a_support_actor_is_refused_and_the_refusal_is_audited(flag_services: Se
         )
 
     assert production_state(admin, name) == (False, 100)
-    records = flag_services.audit.search(target_id=name)
+    records = flag_services.audit.search(AUDITOR, target_id=name)
     assert [(r.actor_role, r.outcome) for r in records] == [
         (Role.VIEWER, AuditOutcome.DENIED),
         (Role.SUPPORT, AuditOutcome.DENIED),
@@ -222,8 +229,9 @@ def test_an_unknown_flag_or_environment_is_refused_as_invalid(
     with pytest.raises(error):
         flag_services.flags.set_enabled(PRODUCT, FlagToggle(name=name, environment=environment, on=True, reason="try"))
 
-    [record] = flag_services.audit.search(target_id=name)
-    assert record.outcome == AuditOutcome.INVALID
+    # Only Unleash can tell the flag or environment does not exist: the intent came first.
+    record, intent = flag_services.audit.search(AUDITOR, target_id=name)
+    assert (record.outcome, intent.outcome, record.intent_id) == (AuditOutcome.INVALID, AuditOutcome.PENDING, intent.id)
 
 
 def test_a_toggle_without_a_reason_changes_nothing(flag_services: Services, admin: UnleashAdmin) -> None:
@@ -271,7 +279,8 @@ def test_a_rollout_outside_0_to_100_is_refused(flag_services: Services, admin: U
         )
 
     assert production_state(admin, name) == (False, 100)
-    [record] = flag_services.audit.search(target_id=name)
+    # Refused before anything happened: no intent, one invalid row.
+    [record] = flag_services.audit.search(AUDITOR, target_id=name)
     assert record.outcome == AuditOutcome.INVALID
 
 
@@ -304,7 +313,7 @@ def test_with_unleash_stopped_the_list_is_the_last_known_state_and_a_toggle_fail
     evaluator = flag_services.flags.evaluator
     assert evaluator is not None
     assert eventually(lambda: "team-workspaces" in evaluator.known(), timeout=10 * REFRESH_SECONDS)
-    audit_before = len(flag_services.audit.latest(limit=1000))
+    audit_before = len(flag_services.audit.latest(AUDITOR, limit=1000))
 
     unleash.server.down()
     try:
@@ -317,9 +326,10 @@ def test_with_unleash_stopped_the_list_is_the_last_known_state_and_a_toggle_fail
             flag_services.flags.set_enabled(
                 PRODUCT, FlagToggle(name=name, environment="production", on=True, reason="during the outage")
             )
-        records = flag_services.audit.latest(limit=1000)
-        assert len(records) == audit_before + 1
+        records = flag_services.audit.latest(AUDITOR, limit=1000)
+        assert len(records) == audit_before + 2  # the intent, then its failure
         assert (records[0].target_id, records[0].outcome) == (name, AuditOutcome.FAILED)
+        assert (records[1].outcome, records[0].intent_id) == (AuditOutcome.PENDING, records[1].id)
         assert "UnleashUnavailable" in (records[0].detail or "")
 
         # A new process (a fresh client on the same backup) still evaluates from the backup file.

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import text
 
 from cli import main as cli
+from cli.environment import os_user
 from core.bootstrap import Services, build_services
 from core.config import get_settings
 from core.domain.models import Actor, Role
 from core.domain.rbac import PermissionDenied
 from core.leaderboards import MIN_EXECUTIONS, TOP_N, LeaderboardRecompute, Subject, Window, rule_for
 from tests.support.databases import SeedPlan
-from tests.support.settings import actor, settings_for
+from tests.support.settings import AUDITOR, actor, settings_for
 
 RAW_RANKING = """
 SELECT {column} AS subject_id, round(avg(score), 4) AS avg_score, count(*) AS executions
@@ -127,7 +128,7 @@ def test_the_refresh_is_audited_and_needs_the_operator_role(seeded_fresh: Servic
         seeded_fresh.leaderboards.refresh(actor(Role.SUPPORT), LeaderboardRecompute(reason="please"))
     report = seeded_fresh.leaderboards.refresh(operator_actor, LeaderboardRecompute(reason="after the incident"))
 
-    denied, done = seeded_fresh.audit.search(action="leaderboards.recompute")[::-1]
+    denied, done = seeded_fresh.audit.search(AUDITOR, action="leaderboards.recompute")[::-1]
     assert denied.outcome == "denied" and denied.actor_role == Role.SUPPORT
     assert done.outcome == "success" and done.reason == "after the incident"
     assert done.before == {"computed_at": None}
@@ -161,6 +162,6 @@ def test_the_command_line_refresh_writes_snapshots_and_an_audit_row(
 
     assert code == 0
     assert "Leaderboards computed at" in capsys.readouterr().out
-    [row] = seeded_fresh.audit.search(action="leaderboards.recompute")
-    assert (row.actor, row.source, row.reason) == ("cli:cron", "cli", "scheduled refresh")
+    [row] = seeded_fresh.audit.search(AUDITOR, action="leaderboards.recompute")
+    assert (row.actor, row.source, row.reason) == (f"system:{os_user()}:cron", "cli", "scheduled refresh")
     assert seeded_fresh.leaderboards.from_table(Subject.USER, Window.ALL) is not None

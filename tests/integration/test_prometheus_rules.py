@@ -19,7 +19,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_alerting_rules_are_valid() -> None:
     result = _promtool("check", "rules", "rules/krowoc.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 def test_the_prometheus_config_is_valid() -> None:

@@ -24,7 +24,7 @@ from core.providers.service import BreakerChange
 from devstack.simulator import TrafficSimulator
 from devstack.simulator.incidents import Incident, Incidents
 from devstack.simulator.providers import simulated_providers
-from tests.support.settings import actor
+from tests.support.settings import AUDITOR, actor
 
 
 @pytest.fixture()
@@ -146,7 +146,7 @@ def test_operators_force_a_breaker_and_it_is_audited(services: Services) -> None
     forced = health.force(operator, BreakerChange(provider="openai", override=BreakerOverride.OPEN, reason="drill"))
     assert forced.effective is BreakerState.OPEN
     assert not health.breakers.allow("openai")
-    record = services.audit.latest()[0]
+    record = services.audit.latest(AUDITOR)[0]
     assert (record.action, record.outcome, record.target_id) == (
         "provider.force_breaker",
         AuditOutcome.SUCCESS,
@@ -163,10 +163,10 @@ def test_support_may_not_force_a_breaker_and_bad_input_changes_nothing(services:
     health = services.provider_health
     with pytest.raises(PermissionDenied):
         health.force(actor(Role.SUPPORT), BreakerChange(provider="openai", override=BreakerOverride.OPEN, reason="x"))
-    assert services.audit.latest()[0].outcome is AuditOutcome.DENIED
+    assert services.audit.latest(AUDITOR)[0].outcome is AuditOutcome.DENIED
     with pytest.raises(InvalidInput, match="Unknown provider 'acme'"):
         health.force(actor(Role.OPERATOR), BreakerChange(provider="acme", override=BreakerOverride.OPEN, reason="x"))
-    assert services.audit.latest()[0].outcome is AuditOutcome.INVALID
+    assert services.audit.latest(AUDITOR)[0].outcome is AuditOutcome.INVALID
     with pytest.raises(InvalidInput, match="reason"):
         health.force(actor(Role.OPERATOR), BreakerChange(provider="openai", override=BreakerOverride.OPEN))
     assert health.breakers.status("openai").override is BreakerOverride.AUTO

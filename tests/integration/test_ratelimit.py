@@ -15,7 +15,7 @@ from core.domain.exceptions import InvalidInput
 from core.domain.models import AuditOutcome, Role, Tier
 from core.domain.rbac import PermissionDenied
 from core.ratelimit import TIER_LIMITS, RateLimiter, RateLimitReset, TierLimit
-from tests.support.settings import actor, settings_for
+from tests.support.settings import AUDITOR, actor, settings_for
 
 
 class Clock:
@@ -110,7 +110,7 @@ def test_support_sees_and_resets_a_bucket_and_the_reset_is_audited(isolated: Ser
 
     assert after.tokens == TIER_LIMITS[Tier.FREE].burst
     assert isolated.rate_limits.check(42).allowed
-    [record] = isolated.audit.latest()
+    [record] = isolated.audit.latest(AUDITOR)
     assert (record.action, record.outcome, record.target_id) == ("user.reset_rate_limit", AuditOutcome.SUCCESS, "42")
     assert record.before is not None and record.before["tokens"] < 1
     assert record.after == {"tokens": 10, "burst": 10, "tier": "free"}
@@ -119,13 +119,13 @@ def test_support_sees_and_resets_a_bucket_and_the_reset_is_audited(isolated: Ser
 def test_resets_are_refused_for_viewers_without_reason_or_for_unknown_users(isolated: Services) -> None:
     with pytest.raises(PermissionDenied):
         isolated.rate_limits.reset(actor(Role.VIEWER), RateLimitReset(user_id=42, reason="x"))
-    assert isolated.audit.latest()[0].outcome == AuditOutcome.DENIED
+    assert isolated.audit.latest(AUDITOR)[0].outcome == AuditOutcome.DENIED
     with pytest.raises(InvalidInput):
         isolated.rate_limits.reset(actor(Role.SUPPORT), RateLimitReset(user_id=42, reason=""))
-    assert isolated.audit.latest()[0].outcome == AuditOutcome.INVALID
+    assert isolated.audit.latest(AUDITOR)[0].outcome == AuditOutcome.INVALID
     with pytest.raises(InvalidInput, match="no user with id 7"):
         isolated.rate_limits.reset(actor(Role.SUPPORT), RateLimitReset(user_id=7, reason="x"))
-    assert isolated.audit.latest()[0].outcome == AuditOutcome.INVALID
+    assert isolated.audit.latest(AUDITOR)[0].outcome == AuditOutcome.INVALID
 
 
 def test_checks_fail_open_when_redis_is_down(make_database: object, prefix: str) -> None:

@@ -48,7 +48,7 @@ from core.users import RedisUserSessions, UserStatusChange
 from dashboard.cache import memory_notice
 from tests.support.network import free_port
 from tests.support.polling import eventually
-from tests.support.settings import PROJECT_ROOT, actor, settings_for
+from tests.support.settings import AUDITOR, PROJECT_ROOT, actor, settings_for
 from tests.support.tools import require_tool
 
 # Its tests share one Redis Cluster: one worker runs them all.
@@ -276,7 +276,7 @@ def test_invalidating_a_namespace_reloads_it_and_leaves_the_others(services: Ser
     assert services.redis.get(keys.version_key(prefix, Namespace.LEADERBOARD)) == b"1"
     assert services.cache.get_or_load(board, lambda: "new", NAME, use_memory=False) == "new"
     assert services.cache.get_or_load(user, lambda: "other", NAME, use_memory=False) == "ada"
-    [record] = services.audit.latest()
+    [record] = services.audit.latest(AUDITOR)
     assert (record.action, record.outcome) == ("cache.invalidate_namespace", AuditOutcome.SUCCESS)
     [(_, fields)] = services.redis.xrevrange(stream_key(prefix), count=1)
     assert fields[b"kind"] == b"cache.invalidate_namespace"
@@ -365,13 +365,13 @@ def test_looking_up_a_key_names_its_node_and_masks_secrets(
     key = keys.user_profile(77).redis_key(prefix, 0)
     services.redis.set(key, '{"id": 77, "api_key": "sk-live-abcdefghijkl"}', ex=100)
 
-    found = services.cache_admin.lookup_key(key)
+    found = services.cache_admin.lookup_key(actor(Role.OPERATOR), key)
 
     assert found.exists and found.type == "string" and found.node == node_of(services.redis, key)
     holder = {node.name: node for node in cluster}[found.node]
     assert holder.client.exists(key) == 1  # asked directly: that node holds it
     assert found.size_bytes and found.preview and "sk-live" not in found.preview
-    bucket = services.cache_admin.lookup_key(rate_limit_key(prefix, 5))
+    bucket = services.cache_admin.lookup_key(actor(Role.OPERATOR), rate_limit_key(prefix, 5))
     assert not bucket.exists and bucket.node is not None
 
 
@@ -445,7 +445,7 @@ def test_support_resets_a_bucket_on_the_cluster(services: Services, prefix: str)
 
     assert after.tokens == TIER_LIMITS[Tier.FREE].burst
     assert services.rate_limits.check(42).allowed
-    [record] = services.audit.latest()
+    [record] = services.audit.latest(AUDITOR)
     assert (record.action, record.outcome, record.target_id) == ("user.reset_rate_limit", AuditOutcome.SUCCESS, "42")
 
 

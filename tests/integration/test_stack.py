@@ -1,4 +1,4 @@
-"""The embedded default: a private PostgreSQL and Valkey under their own folder and free ports.
+"""The embedded default: a private PostgreSQL and Valkey, and the background processes of the live demo.
 
 These tests never use the run's shared servers: each stack here has its own state folder under
 the test's temporary directory and its own ports, and is stopped in the fixture's teardown.
@@ -7,10 +7,13 @@ the test's temporary directory and its own ports, and is stopped in the fixture'
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -18,9 +21,15 @@ import psycopg
 import pytest
 import redis
 
-from core.config import Settings
+from cli.main import main
+from core.config import Settings, get_settings
+from devstack import oidc, processes
+from devstack import prometheus as prometheus_server
 from devstack.network import port_taken
+from devstack.node import PACKAGE_DIR
+from devstack.processes import StackProcess
 from devstack.stack import EmbeddedStack, StackError, StackUrls, _valkey_bin, _wait_for_port
+from tests.support.polling import wait_for
 
 # Its tests share one module stack of their own: one worker runs them all.
 pytestmark = pytest.mark.xdist_group("stack")
@@ -239,3 +248,181 @@ def test_up_refuses_when_the_database_url_comes_from_the_environment(
     with pytest.raises(StackError, match="nothing embedded is started"):
         EmbeddedStack(Settings(state_dir=state_dir)).up()
     assert not state_dir.exists()
+
+
+# -- the stack's background processes ---------------------------------------------------------
+
+
+def gone(pid: int) -> bool:
+    """Tell whether a process has ended (a zombie waiting for its parent counts as ended)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+SLEEPER = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(600)"]
+
+
+def test_a_background_process_is_tracked_by_its_pid_file_and_logs_under_the_stack(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "state", *free_ports(2))
+    process = StackProcess(settings, "sleeper")
+    try:
+        pid = process.start(SLEEPER)
+
+        assert process.pid() == pid and process.status().running
+        assert process.pidfile == tmp_path / "state" / "run" / "sleeper.json"
+        assert process.log == tmp_path / "state" / "logs" / "sleeper.log"
+        wait_for(lambda: "started" in process.log.read_text(), "the process's output in its log", timeout=30)
+        assert process.start(SLEEPER) == pid  # a second start is a no-op
+        # Its own session: Ctrl-C in the terminal that started it does not reach it.
+        assert os.getsid(pid) == pid
+        assert [p.name for p in processes.known(settings)] == ["sleeper"]
+    finally:
+        stopped = process.stop()
+    assert stopped and gone(pid)
+    assert process.pid() is None and not process.pidfile.exists()
+    assert not process.stop()
+
+
+def test_a_stale_process_record_never_makes_another_process_ours(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "state", *free_ports(2))
+    decoy = subprocess.Popen(SLEEPER, stdout=subprocess.DEVNULL)
+    try:
+        process = StackProcess(settings, "simulator")
+        process.pidfile.parent.mkdir(parents=True)
+        # The decoy's pid and command line, but another start time: a pid reused after a crash.
+        started = psutil.Process(decoy.pid).create_time() - 3600
+        record = {"pid": decoy.pid, "started": started, "argv": psutil.Process(decoy.pid).cmdline()}
+        process.pidfile.write_text(json.dumps(record))
+
+        assert process.pid() is None and not process.status().running
+        assert processes.stop_all(settings) == []
+        assert decoy.poll() is None
+    finally:
+        decoy.kill()
+        decoy.wait(10)
+
+
+def test_the_demo_s_live_traffic_backfills_then_runs_under_the_stack_until_down(
+    running: tuple[EmbeddedStack, StackUrls], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, urls = running
+    for name in ("KROWOC_DATABASE_URL", "KROWOC_REDIS_URL", "KROWOC_DATABASE_REPLICA_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KROWOC_STATE_DIR", str(stack.root))
+    monkeypatch.setenv("KROWOC_EMBEDDED_POSTGRES_PORT", str(stack.pg_port))
+    monkeypatch.setenv("KROWOC_EMBEDDED_REDIS_PORT", str(stack.redis_port))
+    get_settings.cache_clear()
+    url = urls.database_url
+    # As make demo does it, through the command line.
+    assert main(["migrate"]) == 0
+    assert main(["db", "roles"]) == 0
+    assert main(["seed", "--executions", "3000", "--days", "1", "--seed", "9", "--if-empty", "--no-progress"]) == 0
+    with psycopg.connect(url, autocommit=True) as conn:  # the demo was down for the last half hour
+        conn.execute("DELETE FROM execution_payloads WHERE created_at > now() - interval '30 minutes'")
+        conn.execute("DELETE FROM prompt_executions WHERE created_at > now() - interval '30 minutes'")
+    metrics_port = free_ports(1)[0]
+    try:
+        assert main(["stack", "traffic", "--rate", "20", "--metrics-port", str(metrics_port)]) == 0
+        out = capsys.readouterr().out
+        assert "Backfilled" in out and "Folded" in out
+        names = ["simulator", "rollups-refresh", "leaderboards-refresh"]
+        live = {p.name: p for p in stack.processes()}
+        assert sorted(live) == sorted(names) and all(p.running for p in live.values())
+        assert all(p.log.parent == stack.root / "logs" for p in live.values())
+
+        # The gap is filled at once: every one of the last 30 minutes has executions, rolled up.
+        with psycopg.connect(url) as conn:
+            [(minutes,)] = conn.execute(
+                "SELECT count(DISTINCT date_trunc('minute', created_at)) FROM prompt_executions "
+                "WHERE created_at > now() - interval '30 minutes'"
+            ).fetchall()
+            [(rolled,)] = conn.execute(
+                "SELECT count(DISTINCT bucket_start) FROM execution_rollup_minute "
+                "WHERE bucket_start > now() - interval '30 minutes'"
+            ).fetchall()
+        assert minutes >= 29 and rolled >= 29
+
+        def newest_rolled_up() -> datetime:
+            with psycopg.connect(url) as conn:
+                [(newest,)] = conn.execute("SELECT max(bucket_start) FROM execution_rollup_minute").fetchall()
+            assert isinstance(newest, datetime)
+            return newest
+
+        # The simulator's live executions reach the rollups through the refresher within seconds.
+        started = datetime.now(UTC).replace(second=0, microsecond=0)
+        wait_for(lambda: newest_rolled_up() >= started, "the live traffic in the minute rollup", timeout=90)
+        wait_for(
+            lambda: "Leaderboards computed" in live["leaderboards-refresh"].log.read_text(),
+            "the leaderboards refresher's first run",
+            timeout=90,
+        )
+        wait_for(
+            lambda: "Simulating 20 executions/s" in live["simulator"].log.read_text(),
+            "the simulator's start line",
+            timeout=30,
+        )
+        # A second start starts nothing twice.
+        pids = {p.name: p.pid for p in stack.processes()}
+        assert main(["stack", "traffic", "--rate", "20", "--metrics-port", str(metrics_port)]) == 0
+        assert "already running" in capsys.readouterr().out
+        assert {p.name: p.pid for p in stack.processes()} == pids
+    finally:
+        stopped = stack.down()
+        get_settings.cache_clear()
+    assert set(names) <= set(stopped)
+    for pid in pids.values():
+        assert pid is not None and gone(pid)
+    assert stack.processes() == []
+
+
+def test_stack_traffic_refuses_an_unseeded_database_and_starts_nothing(
+    running: tuple[EmbeddedStack, StackUrls], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, urls = running
+    monkeypatch.delenv("KROWOC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("KROWOC_REDIS_URL", raising=False)
+    monkeypatch.setenv("KROWOC_STATE_DIR", str(stack.root))
+    monkeypatch.setenv("KROWOC_EMBEDDED_POSTGRES_PORT", str(stack.pg_port))
+    monkeypatch.setenv("KROWOC_EMBEDDED_REDIS_PORT", str(stack.redis_port))
+    get_settings.cache_clear()
+    with psycopg.connect(urls.database_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    try:
+        assert main(["migrate"]) == 0
+        assert main(["db", "roles"]) == 0
+        assert main(["stack", "traffic"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: The database is not seeded") and "\n" not in err
+    assert stack.processes() == []
+
+
+def test_without_prometheus_stack_up_says_in_one_line_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    settings = stack_settings(tmp_path / "state", *free_ports(2))
+
+    note = prometheus_server.start_embedded(settings)
+
+    assert "\n" not in note and "not configured" in note
+    assert "apt-get install prometheus" in note and "krowoc-admin stack up" in note
+    assert not (tmp_path / "state" / "prometheus" / "prometheus.pid").exists()
+
+
+def test_the_openid_provider_waits_for_its_start_script_and_says_so(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "state", *free_ports(2))
+    assert oidc.START_SCRIPT.parent == PACKAGE_DIR
+    assert "oidc-provider" in json.loads((PACKAGE_DIR / "package.json").read_text())["dependencies"]
+    if oidc.START_SCRIPT.exists():
+        pytest.skip("the OpenID provider's start script exists: its own tests cover it")
+
+    note = oidc.start_embedded(settings)
+
+    assert note.startswith("not started:") and oidc.START_SCRIPT.name in note and "\n" not in note
+    assert oidc.provider_process(settings).pid() is None
+    assert processes.known(settings) == []

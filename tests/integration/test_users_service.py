@@ -52,10 +52,14 @@ def some_user(services: Services, tier: str = "free", status: str = "active") ->
         )
 
 
-def audit_rows(services: Services, action: str) -> list[Any]:
+def audit_rows(services: Services, action: str, *, intents: bool = False) -> list[Any]:
+    """Return the rows of an action in order: its outcomes, or with ``intents`` its pending intents."""
+    which = "outcome = 'pending'" if intents else "outcome <> 'pending'"
     with services.db.read() as conn:
         return list(
-            conn.execute(text("SELECT * FROM audit_log WHERE action = :a ORDER BY id"), {"a": action}).mappings()
+            conn.execute(
+                text(f"SELECT * FROM audit_log WHERE action = :a AND {which} ORDER BY id"), {"a": action}
+            ).mappings()
         )
 
 
@@ -139,6 +143,9 @@ def test_suspending_drops_the_users_sessions_and_cached_profile(
     [row] = audit_rows(svc, "user.suspend")
     assert row["before"] == {"tier": "free", "status": "active"}
     assert row["after"] == {"tier": "free", "status": "suspended", "sessions_dropped": 2}
+    # The sessions live in Redis: the intent was committed before they were dropped, and the outcome names it.
+    [intent] = audit_rows(svc, "user.suspend", intents=True)
+    assert intent["id"] < row["id"] and row["intent_id"] == intent["id"] and intent["reason"] == "abuse report 7"
 
 
 def test_suspend_and_restore_are_idempotent(svc: Services, support_actor: Actor) -> None:
@@ -174,6 +181,8 @@ def test_a_suspension_with_redis_down_changes_nothing_and_is_recorded_as_failed(
     assert user_row(svc, user_id).status == "active"
     [row] = audit_rows(svc, "user.suspend")
     assert row["outcome"] == "failed" and "SessionStoreUnavailable" in row["detail"]
+    [intent] = audit_rows(svc, "user.suspend", intents=True)
+    assert row["intent_id"] == intent["id"]
     dead.close()
 
 

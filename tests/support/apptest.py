@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -45,14 +46,27 @@ def button(at: AppTest, label: str) -> Any:
     return found
 
 
+MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def shown(markdown: object) -> str:
+    """Return the text a person reads from a markdown source: the escapes of ``dashboard.untrusted.md`` undone."""
+    return MARKDOWN_ESCAPE.sub(r"\1", str(markdown))
+
+
+def texts(elements: Any) -> list[str]:
+    """Return the texts a person reads in these elements (alerts, captions, markdown)."""
+    return [shown(element.value) for element in elements]
+
+
 def errors(at: AppTest) -> list[str]:
     """Return the texts of the error messages on the page."""
-    return [e.value for e in at.error]
+    return texts(at.error)
 
 
 def successes(at: AppTest) -> list[str]:
     """Return the texts of the success messages on the page."""
-    return [e.value for e in at.success]
+    return texts(at.success)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

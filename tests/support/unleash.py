@@ -23,6 +23,6 @@ class RunningUnleash:
 
 
 def require_unleash() -> None:
-    """Skip (fail in CI) when Node or unleash-server is missing, saying how to get them."""
+    """Skip (fail in CI) when the stack's Node is missing, saying how to get it (the server itself comes by npm ci)."""
     problem = missing_requirement()
-    require_tool(problem is None, "unleash-server", problem or "")
+    require_tool(problem is None, "the embedded stack's Node", problem or "")

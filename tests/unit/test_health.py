@@ -12,7 +12,15 @@ import redis
 from sqlalchemy import create_engine
 
 from core.config import Settings
-from core.health.checks import HealthCheck, HealthStatus, check_http, dependency_checks, not_configured, overall
+from core.health.checks import (
+    HealthCheck,
+    HealthStatus,
+    check_http,
+    dependency_checks,
+    not_configured,
+    overall,
+    without_secrets,
+)
 
 
 def _check(status: HealthStatus, *, required: bool) -> HealthCheck:
@@ -76,3 +84,8 @@ def test_each_missing_part_says_how_to_configure_itself(
     assert "KROWOC_DATABASE_REPLICA_URL" in details["PostgreSQL replica"]
     assert unleash_hint in details["Unleash"] and "PROMETHEUS" not in details["Unleash"]
     assert prometheus_hint in details["Prometheus"]
+
+
+def test_urls_lose_their_credentials_query_and_fragment() -> None:
+    text = "HTTP 200 from https://ops:s3cret@unleash.internal:4242/api/health?token=abc#x and redis://:pw@cache:6379/0"
+    assert without_secrets(text) == "HTTP 200 from https://unleash.internal:4242/api/health and redis://cache:6379/0"
