@@ -46,7 +46,7 @@ def run_migrations_online() -> None:
         return
     if connection is not None:
         raise TypeError(f"config.attributes['connection'] must be a Connection or an Engine, not {type(connection)!r}")
-    url = config.get_main_option("sqlalchemy.url") or resolve_endpoints(get_settings()).database_url
+    url = config.get_main_option("sqlalchemy.url") or resolve_endpoints(get_settings()).database_owner_url
     engine = create_engine(normalize_url(url), poolclass=pool.NullPool)
     with engine.connect() as conn:
         _configure(conn)
